@@ -1,0 +1,3 @@
+"""t5peek: see inside Hugging Face encoder-decoder models from the terminal."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from t5peek.cli import main
+
+main()

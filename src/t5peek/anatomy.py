@@ -1,0 +1,119 @@
+"""One table that maps each family's module and tensor names to roles, and the config keys each family uses.
+
+T5 names its parts `SelfAttention`, `EncDecAttention`, `DenseReluDense`; BART names them `self_attn`,
+`encoder_attn`, `fc1`/`fc2`. Both land in the same roles, so every command can speak one language.
+"""
+
+from __future__ import annotations
+
+import re
+
+EMBEDDING = "embedding"
+POSITION = "position"
+SELF_ATTENTION = "self-attention"
+CROSS_ATTENTION = "cross-attention"
+FEED_FORWARD = "feed-forward"
+ROUTER = "router"
+NORM = "norm"
+LM_HEAD = "lm_head"
+OTHER = "other"
+
+ROLE_ORDER = (EMBEDDING, POSITION, SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD, ROUTER, NORM, LM_HEAD, OTHER)
+
+# First match wins: norms and position biases live inside attention modules, so they are tested first.
+_ROLE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
+    (LM_HEAD, re.compile(r"(^|\.)(lm_head|final_logits_bias)(\.|$)")),
+    (POSITION, re.compile(r"relative_attention_bias|embed_positions|position_embeddings|embed_positions")),
+    (NORM, re.compile(r"layer_norm|layernorm|LayerNorm|(^|\.)ln_?\w*(\.|$)|(^|\.)norm(\.|$)")),
+    (ROUTER, re.compile(r"(^|\.)router(\.|$)")),
+    (CROSS_ATTENTION, re.compile(r"EncDecAttention|encoder_attn|crossattention|cross_attn")),
+    (SELF_ATTENTION, re.compile(r"SelfAttention|self_attn|(^|\.)attention(\.|$)|(^|\.)attn(\.|$)")),
+    (FEED_FORWARD, re.compile(r"DenseReluDense|(^|\.)(fc1|fc2|mlp|experts|intermediate|output|ffn)(\.|$)")),
+    (EMBEDDING, re.compile(r"(^|\.)(shared|embed_tokens|word_embeddings|embeddings)(\.|$)")),
+)
+
+_LAYER = re.compile(r"(?:^|\.)(?:block|layers|layer)\.(\d+)(?:\.|$)")
+
+
+def role_of(name: str) -> str:
+    """The role of a tensor or module, from its dotted name."""
+    for role, pattern in _ROLE_PATTERNS:
+        if pattern.search(name):
+            return role
+    return OTHER
+
+
+def stack_of(name: str) -> str:
+    """encoder, decoder, or shared (embeddings and head that sit outside both stacks)."""
+    parts = name.split(".")
+    if "encoder" in parts:
+        return "encoder"
+    if "decoder" in parts:
+        return "decoder"
+    return "shared"
+
+
+def layer_of(name: str) -> int | None:
+    """The block index of a name inside a stack (`encoder.block.3...` → 3), None outside blocks."""
+    match = _LAYER.search(name)
+    return int(match.group(1)) if match else None
+
+
+# model_type → family. Only encoder-decoder text models appear here.
+FAMILIES = {
+    "t5": "t5", "mt5": "t5", "umt5": "t5", "longt5": "t5", "switch_transformers": "t5",
+    "bart": "bart", "mbart": "bart", "marian": "bart", "pegasus": "bart", "m2m_100": "bart",
+    "blenderbot": "bart", "blenderbot-small": "bart", "led": "bart", "plbart": "bart", "mvp": "bart",
+    "pegasus_x": "bart", "bigbird_pegasus": "bart", "nllb-moe": "bart", "fsmt": "other",
+    "prophetnet": "other", "encoder-decoder": "composite",
+}
+
+# Families whose parameter count t5peek derives from the checkpoint headers alone; the others
+# build the model on the meta device (exact too, just slower).
+HEADER_COUNTED = {"t5", "mt5", "umt5", "longt5", "bart", "mbart", "pegasus", "plbart"}
+
+# Tensors stored in checkpoints that are buffers, not parameters.
+STORED_BUFFERS = {"final_logits_bias"}
+
+
+def tied_weights(model_type: str, raw_config: dict) -> dict[str, str]:
+    """target → source tensor names that transformers ties, for the header-counted families."""
+    if model_type in {"t5", "mt5", "umt5", "longt5"}:
+        # transformers 5 forces tie_word_embeddings=True for the whole T5 family; an untied lm_head is
+        # kept apart only when the checkpoint stores different values for it.
+        return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight",
+                "lm_head.weight": "shared.weight"}
+    if model_type in {"bart", "mbart", "pegasus", "plbart"}:
+        if raw_config.get("tie_word_embeddings", True) is False:
+            return {}
+        return {"model.encoder.embed_tokens.weight": "model.shared.weight",
+                "model.decoder.embed_tokens.weight": "model.shared.weight",
+                "lm_head.weight": "model.shared.weight"}
+    return {}
+
+
+def head_declared_untied(raw_config: dict) -> bool:
+    """Whether config.json itself says the output head is not tied (T5 v1.1, flan-t5)."""
+    return raw_config.get("tie_word_embeddings") is False
+
+
+# Config keys differ between families; each summary field reads the first key present.
+CONFIG_KEYS = {
+    "encoder_layers": ("num_layers", "encoder_layers", "num_hidden_layers"),
+    "decoder_layers": ("num_decoder_layers", "decoder_layers", "num_layers", "num_hidden_layers"),
+    "d_model": ("d_model", "hidden_size"),
+    "heads": ("num_heads", "encoder_attention_heads", "num_attention_heads"),
+    "decoder_heads": ("num_heads", "decoder_attention_heads", "num_attention_heads"),
+    "d_ff": ("d_ff", "encoder_ffn_dim", "intermediate_size"),
+    "activation": ("feed_forward_proj", "activation_function", "hidden_act"),
+    "vocab_size": ("vocab_size",),
+    "max_positions": ("max_position_embeddings", "n_positions"),
+}
+
+
+def config_value(raw_config: dict, field: str):
+    for key in CONFIG_KEYS[field]:
+        value = raw_config.get(key)
+        if value is not None:
+            return value
+    return None

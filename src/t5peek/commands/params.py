@@ -1,0 +1,75 @@
+"""t5peek params [MODEL]"""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import typer
+
+from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelArg,
+                            ModelOpt, OfflineOpt, RevisionOpt, common_options)
+from t5peek.output import Output, run_command
+
+HELP = """Exact parameter counts, broken down, and the memory they take per dtype.
+
+Counts come from the safetensors headers (a few KB), so even an 11B model is counted in a second
+without its weights. Tied weights count once. --weights loads the model to add trainable/frozen counts.
+
+Examples:
+
+  t5peek params google/flan-t5-base
+
+  t5peek params -m demo --by layer
+
+  t5peek params ./my-model --by type --json
+"""
+
+
+class View(str, enum.Enum):
+    component = "component"
+    layer = "layer"
+    type = "type"
+
+
+def params_command(
+    model_arg: ModelArg = None,
+    by: Annotated[View, typer.Option("--by", help="Break down by component, layer or type.",
+                                     case_sensitive=False)] = View.component,
+    weights: Annotated[bool, typer.Option("--weights", help="Load the weights too, to count trainable and "
+                                          "frozen parameters.")] = False,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.cpu,
+    dtype: DtypeOpt = Dtype.auto,
+    allow_pickle: AllowPickleOpt = False,
+    debug: DebugOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    def body() -> None:
+        from t5peek import loading, params
+        from t5peek.render.params import render_params
+
+        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        out = Output(common.json, common.debug)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        raw = loading.read_config(resolved)
+        checkpoint = loading.read_checkpoint(resolved, raw)
+        loaded = None
+        if weights:
+            with out.progress(f"Loading the weights of {common.model}…"):
+                loading.quiet_libraries()
+                loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
+                                            allow_pickle=common.allow_pickle, with_tokenizer=False,
+                                            warn=out.warn).model
+
+        def meta_model():
+            loading.quiet_libraries()
+            with out.progress("Building the model on the meta device…"):
+                return loading.build_meta_model(resolved, raw, checkpoint)
+
+        report = params.count(common.model, raw, checkpoint, by.value, meta_model, loaded)
+        out.emit(report, render_params)
+
+    run_command(debug, body)

@@ -1,0 +1,87 @@
+"""`t5peek info`: a one-screen summary of a model from its config.json and checkpoint headers (no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from t5peek import anatomy
+from t5peek.checkpoint import CheckpointIndex
+from t5peek.loading import ResolvedModel
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str
+    source: str  # bundled demo, local folder, Hub cache, Hub
+    folder: str
+    commit: str | None
+    revision: str | None
+    model_type: str
+    family: str
+    architecture: str | None
+    encoder_layers: int | None
+    decoder_layers: int | None
+    d_model: int | None
+    heads: int | None
+    d_ff: int | None
+    activation: str | None
+    vocab_size: int | None
+    max_positions: int | None
+    head: str  # tied, untied, unknown
+    head_note: str
+    checkpoint_format: str  # safetensors, pickle, none
+    checkpoint_files: int
+    stored_dtype: str | None
+    stored_bytes: int | None
+    parameters: int | None
+    parameters_note: str
+    task_prefixes: dict[str, str] = field(default_factory=dict)
+
+
+def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, total: int | None,
+              total_note: str) -> ModelInfo:
+    model_type = raw["model_type"]
+    architectures = raw.get("architectures") or []
+    decoder_layers = anatomy.config_value(raw, "decoder_layers")
+    if model_type in {"t5", "mt5", "umt5", "longt5", "switch_transformers"}:
+        decoder_layers = raw.get("num_decoder_layers") or raw.get("num_layers")
+    head, head_note = _head(model_type, raw, checkpoint)
+    return ModelInfo(
+        model=resolved.name, source=resolved.source, folder=str(resolved.folder), commit=resolved.commit,
+        revision=resolved.revision, model_type=model_type, family=anatomy.FAMILIES.get(model_type, "other"),
+        architecture=architectures[0] if architectures else None,
+        encoder_layers=anatomy.config_value(raw, "encoder_layers"), decoder_layers=decoder_layers,
+        d_model=anatomy.config_value(raw, "d_model"), heads=anatomy.config_value(raw, "heads"),
+        d_ff=anatomy.config_value(raw, "d_ff"), activation=anatomy.config_value(raw, "activation"),
+        vocab_size=anatomy.config_value(raw, "vocab_size"), max_positions=anatomy.config_value(raw, "max_positions"),
+        head=head, head_note=head_note, checkpoint_format=checkpoint.format,
+        checkpoint_files=len(checkpoint.files), stored_dtype=checkpoint.main_dtype or raw.get("torch_dtype")
+        or raw.get("dtype"), stored_bytes=checkpoint.stored_bytes if checkpoint.tensors else None,
+        parameters=total, parameters_note=total_note, task_prefixes=task_prefixes(raw),
+    )
+
+
+def task_prefixes(raw: dict) -> dict[str, str]:
+    """task name → prompt prefix, from task_specific_params (e.g. 'translate English to German: ')."""
+    params = raw.get("task_specific_params") or {}
+    if not isinstance(params, dict):
+        return {}
+    return {task: str(p["prefix"]) for task, p in params.items() if isinstance(p, dict) and p.get("prefix")}
+
+
+def _head(model_type: str, raw: dict, checkpoint: CheckpointIndex) -> tuple[str, str]:
+    names = checkpoint.tensors
+    head_name = "lm_head.weight"
+    if not names:
+        if anatomy.head_declared_untied(raw):
+            return "untied", "config.json says tie_word_embeddings=false (no checkpoint header to confirm)"
+        return "tied", "from config.json alone (no checkpoint header to confirm)"
+    if head_name not in names:
+        return "tied", "no lm_head.weight stored: the output head reuses the input embedding"
+    from t5peek.loading import untied_names
+
+    tied = anatomy.tied_weights(model_type, raw) or {head_name: "model.shared.weight" if "model.shared.weight"
+                                                     in names else "shared.weight"}
+    if head_name in untied_names(raw, checkpoint, {head_name: tied.get(head_name, "shared.weight")}):
+        return "untied", "lm_head.weight is stored with its own values"
+    return "tied", "lm_head.weight is stored but equals the input embedding"

@@ -1,0 +1,352 @@
+"""Resolve MODEL (bundled demo, local folder, Hub id) and load the least a command needs.
+
+Levels, cheapest first:
+  read_config      config.json as a dict (no torch, no transformers)
+  read_checkpoint  safetensors headers: names, shapes, dtypes (no torch)
+  build_meta_model the module tree on the meta device (torch + transformers, no weights)
+  load_model       real weights and tokenizer
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from t5peek import anatomy
+from t5peek.checkpoint import CheckpointIndex, read_hub_checkpoint, read_local_checkpoint
+from t5peek.errors import (BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError,
+                           from_hub_exception)
+
+# transformers may otherwise open a background request offering to convert pickle weights.
+os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
+
+DEMO_NAME = "demo"
+DEMO_FOLDER = Path(__file__).parent / "demo"
+DEFAULT_MODEL = "google/flan-t5-base"
+
+_WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spiece.model", "*.spm"]
+_PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where MODEL was found. `folder` holds config.json (a snapshot folder for Hub models)."""
+
+    name: str
+    source: str  # "bundled demo", "local folder", "Hub cache", "Hub"
+    folder: Path
+    repo_id: str | None = None
+    revision: str | None = None
+    commit: str | None = None
+    offline: bool = False
+
+    @property
+    def root(self) -> Path:
+        """The folder files may live under: the repo's cache folder for Hub snapshots (their files are links)."""
+        if self.source in ("Hub", "Hub cache"):
+            return self.folder.parent.parent
+        return self.folder
+
+
+def hub_cache_dir() -> Path:
+    """The Hugging Face cache, read from the environment at call time (tests point HF_HOME elsewhere)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def is_offline(offline_flag: bool) -> bool:
+    return offline_flag or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+
+
+def resolve_model(name: str, revision: str | None = None, offline: bool = False) -> ResolvedModel:
+    """Find the folder that holds MODEL's config.json, downloading only config.json from the Hub."""
+    offline = is_offline(offline)
+    if not name or not name.strip():
+        raise UsageError("The model name is empty.")
+    if name == DEMO_NAME:
+        if not (DEMO_FOLDER / "config.json").is_file():
+            raise ModelNotFound("The bundled demo model is missing from this installation.",
+                                hint="Reinstall t5peek.")
+        return ResolvedModel(name, "bundled demo", DEMO_FOLDER)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFound(f"The folder '{name}' has no config.json: it is not a transformers model.")
+        return ResolvedModel(name, "local folder", path)
+    if path.exists():
+        raise UsageError(f"'{name}' is a file; MODEL must be a model folder or a Hub id.")
+    if _looks_like_path(name):
+        raise ModelNotFound(f"The folder '{name}' does not exist.")
+    return _resolve_hub(name, revision, offline)
+
+
+def _resolve_hub(repo_id: str, revision: str | None, offline: bool) -> ResolvedModel:
+    import huggingface_hub
+
+    try:
+        huggingface_hub.utils.validate_repo_id(repo_id)
+        config_path = huggingface_hub.hf_hub_download(repo_id, "config.json", revision=revision,
+                                                      cache_dir=hub_cache_dir(), local_files_only=offline)
+    except Exception as exc:  # noqa: BLE001 - translated below, re-raised when unknown
+        translated = from_hub_exception(exc, repo_id, revision)
+        if translated is None:
+            raise
+        raise translated from exc
+    folder = Path(config_path).parent
+    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
+    return ResolvedModel(repo_id, "Hub cache" if offline else "Hub", folder, repo_id, revision, commit, offline)
+
+
+def read_config(resolved: ResolvedModel) -> dict:
+    """config.json as a dict, refusing remote code and models that are not encoder-decoders."""
+    path = resolved.folder / "config.json"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BadCheckpoint(f"config.json of '{resolved.name}' is not valid JSON (line {exc.lineno}: {exc.msg}).")
+    except UnicodeDecodeError:
+        raise BadCheckpoint(f"config.json of '{resolved.name}' is not UTF-8 text.") from None
+    if not isinstance(raw, dict):
+        raise BadCheckpoint(f"config.json of '{resolved.name}' is not a JSON object.")
+    if "auto_map" in raw:
+        raise Refused(f"'{resolved.name}' asks to run its own Python code (auto_map in config.json); "
+                      "t5peek never runs remote code.")
+    check_encoder_decoder(raw, resolved.name)
+    return raw
+
+
+def check_encoder_decoder(raw: dict, name: str) -> None:
+    model_type = raw.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        raise UnsupportedModel(f"config.json of '{name}' has no model_type.")
+    if model_type in anatomy.FAMILIES:
+        return
+    # Unusual types need transformers' own registry: slower, but only on this path.
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES
+
+    if model_type not in CONFIG_MAPPING_NAMES:
+        raise UnsupportedModel(f"Unknown model_type '{model_type}' in '{name}': this transformers version "
+                               "does not know it.", hint="Upgrade transformers, or check config.json.")
+    if model_type not in MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES or raw.get("is_encoder_decoder") is False:
+        raise UnsupportedModel(f"'{name}' is a {model_type} model, which is decoder-only or has no text "
+                               "encoder-decoder head; t5peek inspects encoder-decoder models (T5, BART, ...).")
+
+
+def read_checkpoint(resolved: ResolvedModel, raw_config: dict | None = None) -> CheckpointIndex:
+    """The stored tensors, from headers only. For Hub models not yet downloaded, asks the Hub for headers."""
+    local = read_local_checkpoint(resolved.folder, resolved.root)
+    if local.format != "none" or resolved.repo_id is None:
+        return local
+    if resolved.offline:
+        return local
+    try:
+        return read_hub_checkpoint(resolved.repo_id, resolved.revision)
+    except Exception:  # noqa: BLE001 - no reachable header: callers fall back to the config alone
+        return local
+
+
+def download_weights(resolved: ResolvedModel, allow_pickle: bool) -> ResolvedModel:
+    """Fetch what full loading needs (weights, tokenizer, generation config) for Hub models."""
+    if resolved.repo_id is None:
+        return resolved
+    import huggingface_hub
+
+    patterns = _WEIGHT_PATTERNS + (_PICKLE_PATTERNS if allow_pickle else [])
+    try:
+        folder = huggingface_hub.snapshot_download(resolved.repo_id, revision=resolved.revision,
+                                                   cache_dir=hub_cache_dir(), local_files_only=resolved.offline,
+                                                   allow_patterns=patterns)
+    except Exception as exc:  # noqa: BLE001
+        translated = from_hub_exception(exc, resolved.repo_id, resolved.revision)
+        if translated is None:
+            raise
+        raise translated from exc
+    return ResolvedModel(resolved.name, resolved.source, Path(folder), resolved.repo_id, resolved.revision,
+                         resolved.commit, resolved.offline)
+
+
+# ---------------------------------------------------------------- torch level
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but CUDA is not available on this machine.",
+                         hint="Use --device cpu (or auto).")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps was asked for, but Apple's MPS is not available on this machine.")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str, checkpoint: CheckpointIndex | None, warn) -> "object":
+    """The torch dtype to load with. auto keeps the stored dtype, except half precision on the CPU."""
+    import torch
+
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype != "auto":
+        if dtype == "float16" and device == "cpu":
+            warn("float16 on the CPU is slow and T5 overflows in it; computing in float16 as asked.")
+        return names[dtype]
+    stored = checkpoint.main_dtype if checkpoint else None
+    if stored in names and not (device == "cpu" and stored == "float16"):
+        return names[stored]
+    return torch.float32
+
+
+def transformers_config(resolved: ResolvedModel, eager_attention: bool = False):
+    """transformers' config object for MODEL (never with remote code)."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(str(resolved.folder), trust_remote_code=False)
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        raise BadCheckpoint(f"transformers cannot read the config of '{resolved.name}': "
+                            f"{str(exc).splitlines()[0]}") from exc
+    if eager_attention:
+        config._attn_implementation = "eager"
+    return config
+
+
+def untied_names(raw_config: dict, checkpoint: CheckpointIndex, tied: dict[str, str]) -> set[str]:
+    """Tied targets that the checkpoint stores with their own values, which transformers keeps apart."""
+    from t5peek.checkpoint import same_stored_values
+
+    untied = set()
+    for target, source in tied.items():
+        if target in checkpoint.tensors and source in checkpoint.tensors:
+            if target.endswith("lm_head.weight") and anatomy.head_declared_untied(raw_config):
+                untied.add(target)
+            elif same_stored_values(checkpoint, target, source) is False:
+                untied.add(target)
+    return untied
+
+
+def build_meta_model(resolved: ResolvedModel, raw_config: dict, checkpoint: CheckpointIndex | None):
+    """The full seq2seq LM on the meta device (no memory for weights), untied where the checkpoint is."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM
+
+    config = transformers_config(resolved)
+    try:
+        with torch.device("meta"):
+            model = AutoModelForSeq2SeqLM.from_config(config, trust_remote_code=False)
+    except ValueError as exc:
+        raise UnsupportedModel(f"transformers has no sequence-to-sequence LM for '{resolved.name}': "
+                               f"{str(exc).splitlines()[0]}") from exc
+    if checkpoint is not None and checkpoint.tensors:
+        tied = dict(getattr(model, "all_tied_weights_keys", {}) or {})
+        for target in untied_names(raw_config, checkpoint, tied):
+            module_name, _, param_name = target.rpartition(".")
+            module = model.get_submodule(module_name)
+            old = getattr(module, param_name)
+            setattr(module, param_name, torch.nn.Parameter(torch.empty_like(old, device="meta")))
+    model.eval()
+    return model
+
+
+@dataclass
+class LoadedModel:
+    """A model with real weights, ready to run."""
+
+    resolved: ResolvedModel
+    raw_config: dict
+    checkpoint: CheckpointIndex
+    model: object
+    tokenizer: object
+    device: str
+    dtype: object
+
+
+def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "auto", allow_pickle: bool = False,
+               eager_attention: bool = False, with_tokenizer: bool = True, warn=lambda message: None) -> LoadedModel:
+    """Load weights (safetensors unless --allow-pickle) and the tokenizer, refusing partial checkpoints."""
+    raw_config = read_config(resolved)
+    resolved = download_weights(resolved, allow_pickle)
+    checkpoint = read_local_checkpoint(resolved.folder, resolved.root)
+    if checkpoint.format == "pickle" and not allow_pickle:
+        raise Refused(f"'{resolved.name}' has only pickle weights ({checkpoint.files[0]}), which can run code "
+                      "when loaded; refusing.", hint="Pass --allow-pickle to read them with torch's "
+                      "weights_only loader, which refuses code.")
+    if checkpoint.format == "none":
+        raise BadCheckpoint(f"'{resolved.name}' has no weights (no model.safetensors).")
+    device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device, checkpoint, warn)
+    model = _from_pretrained(resolved, checkpoint, torch_dtype, eager_attention)
+    if device != "cpu":
+        model.to(device)
+    tokenizer = load_tokenizer(resolved) if with_tokenizer else None
+    return LoadedModel(resolved, raw_config, checkpoint, model, tokenizer, device, torch_dtype)
+
+
+def _from_pretrained(resolved: ResolvedModel, checkpoint: CheckpointIndex, torch_dtype, eager_attention: bool):
+    import pickle
+
+    from transformers import AutoModelForSeq2SeqLM
+
+    kwargs = dict(trust_remote_code=False, dtype=torch_dtype, use_safetensors=checkpoint.format == "safetensors",
+                  weights_only=True, output_loading_info=True)
+    if eager_attention:
+        kwargs["attn_implementation"] = "eager"
+    try:
+        model, info = AutoModelForSeq2SeqLM.from_pretrained(str(resolved.folder), **kwargs)
+    except pickle.UnpicklingError as exc:
+        raise Refused(f"The pickle weights of '{resolved.name}' hold more than tensors (code or objects); "
+                      "refusing to load them.") from exc
+    except T5PeekError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "Weights only load failed" in str(exc) or "UnpicklingError" in str(exc):
+            raise Refused(f"The pickle weights of '{resolved.name}' hold more than tensors (code or objects); "
+                          "refusing to load them.") from exc
+        raise BadCheckpoint(f"transformers could not load the weights of '{resolved.name}': {message}") from exc
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise BadCheckpoint(f"The checkpoint of '{resolved.name}' lacks {len(missing)} weights, which would stay "
+                            f"random: {shown}.")
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        raise BadCheckpoint(f"The checkpoint of '{resolved.name}' has {len(mismatched)} weights whose shapes "
+                            f"do not match its config, e.g. {list(mismatched)[0]}.")
+    model.eval()
+    return model
+
+
+def load_tokenizer(resolved: ResolvedModel):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(resolved.folder), trust_remote_code=False)
+    except Exception as exc:  # noqa: BLE001 - any tokenizer failure is one message
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadCheckpoint(f"The tokenizer of '{resolved.name}' cannot be loaded: {message}") from exc
+
+
+def quiet_libraries() -> None:
+    """Silence transformers' and huggingface_hub's own progress bars and warnings; t5peek reports itself."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    import huggingface_hub.utils
+
+    huggingface_hub.utils.disable_progress_bars()

@@ -1,0 +1,54 @@
+"""Render ArchReport as a rich Tree."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+from rich.tree import Tree
+
+from t5peek.arch import ArchReport, ModuleNode
+from t5peek.render.common import human_count
+
+ROLE_STYLES = {"embedding": "cyan", "position": "cyan", "self-attention": "green", "cross-attention": "magenta",
+               "feed-forward": "yellow", "router": "yellow", "norm": "dim", "lm_head": "blue"}
+
+
+def render_arch(report: ArchReport, console: Console, show_shapes: bool = True) -> None:
+    root = Tree(_label(report.root, show_shapes, is_root=True), guide_style="dim")
+    _add_children(root, report.root, show_shapes)
+    console.print(root)
+    console.print(Text(f"total: {report.total:,} parameters ({human_count(report.total)}), tied weights "
+                       "counted once", style="bold"))
+    for note in report.notes:
+        console.print(Text(f"note: {note}", style="yellow"))
+
+
+def _add_children(branch: Tree, node: ModuleNode, show_shapes: bool) -> None:
+    for child in node.children:
+        sub = branch.add(_label(child, show_shapes))
+        _add_children(sub, child, show_shapes)
+
+
+def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:
+    text = Text()
+    if is_root:
+        text.append(node.cls, style="bold")
+    else:
+        text.append(f"({node.name}): ", style="bold")
+        if node.repeat > 1:
+            text.append(f"{node.repeat} × ", style="bold")
+        text.append(node.summary or node.cls, style=ROLE_STYLES.get(node.role, ""))
+    if node.params:
+        count = f"{human_count(node.params)}" + (f" each, {human_count(node.total_params)} in all"
+                                                 if node.repeat > 1 else "")
+        text.append(f"  {count}", style="dim")
+    if node.tied_to:
+        text.append("  tied to " + ", ".join(sorted(set(node.tied_to.values()))), style="blue")
+    if show_shapes and node.shapes and not node.summary:
+        shapes = ", ".join(f"{name} {tuple(shape)}" for name, shape in node.shapes.items())
+        text.append(f"  [{shapes}]", style="dim")
+    if node.hidden_children:
+        text.append(f"  … {node.hidden_children} children", style="dim")
+    if node.differs:
+        text.append(f"\n  ↳ {node.differs}", style="yellow")
+    return text

@@ -1,0 +1,37 @@
+"""Render ModelInfo as a two-column table."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from t5peek.info import ModelInfo
+from t5peek.render.common import human_bytes, human_count
+
+
+def render_info(record: ModelInfo, console: Console) -> None:
+    table = Table(title=f"{record.model}", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    origin = record.source + (f" @ {record.commit[:12]}" if record.commit else "")
+    table.add_row("class", f"{record.architecture or '?'}  ({record.model_type}, {record.family} family)")
+    table.add_row("from", f"{origin}  {record.folder}")
+    table.add_row("encoder", f"{record.encoder_layers} blocks")
+    table.add_row("decoder", f"{record.decoder_layers} blocks" + (
+        "  (differs from the encoder)" if record.decoder_layers != record.encoder_layers else ""))
+    table.add_row("d_model", str(record.d_model))
+    table.add_row("heads", str(record.heads))
+    table.add_row("feed-forward", f"{record.d_ff}  ({record.activation})")
+    table.add_row("vocabulary", f"{record.vocab_size:,}" if isinstance(record.vocab_size, int) else "?")
+    if record.max_positions:
+        table.add_row("max positions", str(record.max_positions))
+    table.add_row("output head", f"{record.head}  ({record.head_note})")
+    stored = record.stored_dtype or "?"
+    if record.stored_bytes is not None:
+        stored += f", {human_bytes(record.stored_bytes)} in {record.checkpoint_files} file(s)"
+    table.add_row("stored", f"{record.checkpoint_format}: {stored}")
+    params = f"{record.parameters:,} ({human_count(record.parameters)})" if record.parameters else "?"
+    table.add_row("parameters", f"{params}  [dim]{record.parameters_note}[/]")
+    for task, prefix in record.task_prefixes.items():
+        table.add_row("task prefix", f"{prefix!r}  ({task})")
+    console.print(table)
