@@ -101,36 +101,36 @@ SUBJECT_NOUNS = [
 ]
 
 # Adjectives: English | Spanish m.sg f.sg m.pl f.pl | French m.sg f.sg m.pl f.pl |
-# German attributive stem, predicative form | usable attributively?
+# German attributive stem, predicative form | usable attributively? | for
+# people/animals? | for things?
 # Attributive adjectives follow the noun in Spanish and French and precede it
 # in German.  French size/age/beauty adjectives (petit, grand, vieux, nouveau,
-# long, court, beau, léger) normally go *before* the noun, so they are only
+# long, court, beau, jeune) normally go *before* the noun, so they are only
 # used predicatively ("la maison est petite").
 ADJECTIVES = [
-    ("red", ("rojo", "roja", "rojos", "rojas"), ("rouge", "rouge", "rouges", "rouges"), "rot", "rot", True),
-    ("blue", ("azul", "azul", "azules", "azules"), ("bleu", "bleue", "bleus", "bleues"), "blau", "blau", True),
-    ("green", ("verde", "verde", "verdes", "verdes"), ("vert", "verte", "verts", "vertes"), "grün", "grün", True),
-    ("white", ("blanco", "blanca", "blancos", "blancas"), ("blanc", "blanche", "blancs", "blanches"), "weiß", "weiß", True),
-    ("black", ("negro", "negra", "negros", "negras"), ("noir", "noire", "noirs", "noires"), "schwarz", "schwarz", True),
-    ("yellow", ("amarillo", "amarilla", "amarillos", "amarillas"), ("jaune", "jaune", "jaunes", "jaunes"), "gelb", "gelb", True),
-    ("grey", ("gris", "gris", "grises", "grises"), ("gris", "grise", "gris", "grises"), "grau", "grau", True),
-    ("brown", ("marrón", "marrón", "marrones", "marrones"), ("brun", "brune", "bruns", "brunes"), "braun", "braun", True),
-    ("heavy", ("pesado", "pesada", "pesados", "pesadas"), ("lourd", "lourde", "lourds", "lourdes"), "schwer", "schwer", True),
-    ("expensive", ("caro", "cara", "caros", "caras"), ("cher", "chère", "chers", "chères"), "teur", "teuer", True),
-    ("fast", ("rápido", "rápida", "rápidos", "rápidas"), ("rapide", "rapide", "rapides", "rapides"), "schnell", "schnell", True),
-    ("slow", ("lento", "lenta", "lentos", "lentas"), ("lent", "lente", "lents", "lentes"), "langsam", "langsam", True),
-    ("round", ("redondo", "redonda", "redondos", "redondas"), ("rond", "ronde", "ronds", "rondes"), "rund", "rund", True),
-    ("modern", ("moderno", "moderna", "modernos", "modernas"), ("moderne", "moderne", "modernes", "modernes"), "modern", "modern", True),
-    ("ugly", ("feo", "fea", "feos", "feas"), ("laid", "laide", "laids", "laides"), "hässlich", "hässlich", True),
-    ("strange", ("extraño", "extraña", "extraños", "extrañas"), ("étrange", "étrange", "étranges", "étranges"), "seltsam", "seltsam", True),
-    ("small", ("pequeño", "pequeña", "pequeños", "pequeñas"), ("petit", "petite", "petits", "petites"), "klein", "klein", False),
-    ("big", ("grande", "grande", "grandes", "grandes"), ("grand", "grande", "grands", "grandes"), "groß", "groß", False),
-    ("old", ("viejo", "vieja", "viejos", "viejas"), ("vieux", "vieille", "vieux", "vieilles"), "alt", "alt", False),
-    ("new", ("nuevo", "nueva", "nuevos", "nuevas"), ("nouveau", "nouvelle", "nouveaux", "nouvelles"), "neu", "neu", False),
-    ("long", ("largo", "larga", "largos", "largas"), ("long", "longue", "longs", "longues"), "lang", "lang", False),
-    ("short", ("corto", "corta", "cortos", "cortas"), ("court", "courte", "courts", "courtes"), "kurz", "kurz", False),
-    ("beautiful", ("bonito", "bonita", "bonitos", "bonitas"), ("beau", "belle", "beaux", "belles"), "schön", "schön", False),
-    ("light", ("ligero", "ligera", "ligeros", "ligeras"), ("léger", "légère", "légers", "légères"), "leicht", "leicht", False),
+    ("red", ("rojo", "roja", "rojos", "rojas"), ("rouge", "rouge", "rouges", "rouges"), "rot", "rot", True, False, True),
+    ("blue", ("azul", "azul", "azules", "azules"), ("bleu", "bleue", "bleus", "bleues"), "blau", "blau", True, False, True),
+    ("green", ("verde", "verde", "verdes", "verdes"), ("vert", "verte", "verts", "vertes"), "grün", "grün", True, False, True),
+    ("white", ("blanco", "blanca", "blancos", "blancas"), ("blanc", "blanche", "blancs", "blanches"), "weiß", "weiß", True, True, True),
+    ("black", ("negro", "negra", "negros", "negras"), ("noir", "noire", "noirs", "noires"), "schwarz", "schwarz", True, True, True),
+    ("yellow", ("amarillo", "amarilla", "amarillos", "amarillas"), ("jaune", "jaune", "jaunes", "jaunes"), "gelb", "gelb", True, False, True),
+    ("grey", ("gris", "gris", "grises", "grises"), ("gris", "grise", "gris", "grises"), "grau", "grau", True, True, True),
+    ("brown", ("marrón", "marrón", "marrones", "marrones"), ("brun", "brune", "bruns", "brunes"), "braun", "braun", True, True, True),
+    ("heavy", ("pesado", "pesada", "pesados", "pesadas"), ("lourd", "lourde", "lourds", "lourdes"), "schwer", "schwer", True, True, True),
+    ("expensive", ("caro", "cara", "caros", "caras"), ("cher", "chère", "chers", "chères"), "teur", "teuer", True, False, True),
+    ("fast", ("rápido", "rápida", "rápidos", "rápidas"), ("rapide", "rapide", "rapides", "rapides"), "schnell", "schnell", True, True, True),
+    ("slow", ("lento", "lenta", "lentos", "lentas"), ("lent", "lente", "lents", "lentes"), "langsam", "langsam", True, True, True),
+    ("round", ("redondo", "redonda", "redondos", "redondas"), ("rond", "ronde", "ronds", "rondes"), "rund", "rund", True, False, True),
+    ("modern", ("moderno", "moderna", "modernos", "modernas"), ("moderne", "moderne", "modernes", "modernes"), "modern", "modern", True, False, True),
+    ("strange", ("extraño", "extraña", "extraños", "extrañas"), ("étrange", "étrange", "étranges", "étranges"), "seltsam", "seltsam", True, True, True),
+    ("happy", ("feliz", "feliz", "felices", "felices"), ("heureux", "heureuse", "heureux", "heureuses"), "glücklich", "glücklich", True, True, False),
+    ("small", ("pequeño", "pequeña", "pequeños", "pequeñas"), ("petit", "petite", "petits", "petites"), "klein", "klein", False, True, True),
+    ("big", ("grande", "grande", "grandes", "grandes"), ("grand", "grande", "grands", "grandes"), "groß", "groß", False, True, True),
+    ("old", ("viejo", "vieja", "viejos", "viejas"), ("vieux", "vieille", "vieux", "vieilles"), "alt", "alt", False, True, True),
+    ("new", ("nuevo", "nueva", "nuevos", "nuevas"), ("nouveau", "nouvelle", "nouveaux", "nouvelles"), "neu", "neu", False, False, True),
+    ("young", ("joven", "joven", "jóvenes", "jóvenes"), ("jeune", "jeune", "jeunes", "jeunes"), "jung", "jung", False, True, False),
+    ("long", ("largo", "larga", "largos", "largas"), ("long", "longue", "longs", "longues"), "lang", "lang", False, False, True),
+    ("beautiful", ("bonito", "bonita", "bonitos", "bonitas"), ("beau", "belle", "beaux", "belles"), "schön", "schön", False, True, True),
 ]
 
 # Transitive verbs (animate subject or "I", inanimate object):
@@ -147,7 +147,6 @@ VERBS = [
     ("wash", "washes", "lavo", "lava", "lave", "lave", "wasche", "wäscht"),
     ("draw", "draws", "dibujo", "dibuja", "dessine", "dessine", "zeichne", "zeichnet"),
     ("clean", "cleans", "limpio", "limpia", "nettoie", "nettoie", "putze", "putzt"),
-    ("hold", "holds", "sostengo", "sostiene", "tiens", "tient", "halte", "hält"),
     ("break", "breaks", "rompo", "rompe", "casse", "casse", "zerbreche", "zerbricht"),
 ]
 
@@ -364,38 +363,43 @@ def render(s: Sentence, lang: str) -> Pair:
 def sample_sentence(rng: random.Random) -> Sentence:
     """Draw one abstract sentence.  Uses only ``rng`` (deterministic)."""
     n_obj, n_subj = len(OBJECT_NOUNS), len(SUBJECT_NOUNS)
-    attr = [i for i, a in enumerate(ADJECTIVES) if a[5]]
+    attr = {  # attributive adjectives suitable for things / for people and animals
+        "obj": [i for i, a in enumerate(ADJECTIVES) if a[5] and a[7]],
+        "subj": [i for i, a in enumerate(ADJECTIVES) if a[5] and a[6]],
+    }
+    pred = {
+        "obj": [i for i, a in enumerate(ADJECTIVES) if a[7]],
+        "subj": [i for i, a in enumerate(ADJECTIVES) if a[6]],
+    }
 
-    def maybe_adj(p: float = 0.75):
-        return rng.choice(attr) if rng.random() < p else None
+    def noun_phrase(kind: str, det: str, plural: bool, p_adj: float = 0.75) -> NounPhrase:
+        noun = rng.randrange(n_obj if kind == "obj" else n_subj)
+        adj = rng.choice(attr[kind]) if rng.random() < p_adj else None
+        number = rng.randrange(len(NUMBERS)) if det == "num" else None
+        return NounPhrase(kind, noun, adj, det, plural, number)
 
-    r = rng.random()
-    if r < 0.4:  # "the (ADJ) NOUN is (very) ADJ2" / "the (ADJ) NOUNs are (very) ADJ2"
+    if rng.random() < 0.4:  # "the (ADJ) NOUN is (very) ADJ2" / "the (ADJ) NOUNs are (very) ADJ2"
         plural = rng.random() < 0.3
-        if plural or rng.random() < 0.5:
-            subj = NounPhrase("obj", rng.randrange(n_obj), maybe_adj(), "the", plural)
-        else:
-            subj = NounPhrase("subj", rng.randrange(n_subj), maybe_adj(), "the", False)
-        pred = rng.randrange(len(ADJECTIVES))
-        while pred == subj.adj:
-            pred = rng.randrange(len(ADJECTIVES))
-        return Sentence("copula", subj, pred=pred, very=rng.random() < 0.2)
+        kind = "obj" if plural or rng.random() < 0.5 else "subj"
+        subj = noun_phrase(kind, "the", plural)
+        adj2 = rng.choice(pred[kind])
+        while adj2 == subj.adj:
+            adj2 = rng.choice(pred[kind])
+        return Sentence("copula", subj, pred=adj2, very=rng.random() < 0.2)
     # "I VERB ..." / "the (ADJ) NOUN VERBs ..." / "a (ADJ) NOUN VERBs ..."
     r = rng.random()
-    if r < 0.45:
-        subj = None
-    else:
-        subj = NounPhrase("subj", rng.randrange(n_subj), maybe_adj(0.5), "the" if r < 0.85 else "a", False)
+    subj = None if r < 0.45 else noun_phrase("subj", "the" if r < 0.85 else "a", False, 0.5)
+    verb = rng.randrange(len(VERBS))
     r = rng.random()
     if r < 0.4:
-        obj = NounPhrase("obj", rng.randrange(n_obj), maybe_adj(), "the", False)
+        obj = noun_phrase("obj", "the", False)
     elif r < 0.65:
-        obj = NounPhrase("obj", rng.randrange(n_obj), maybe_adj(), "a", False)
+        obj = noun_phrase("obj", "a", False)
     elif r < 0.85:
-        obj = NounPhrase("obj", rng.randrange(n_obj), maybe_adj(), "num", True, rng.randrange(len(NUMBERS)))
+        obj = noun_phrase("obj", "num", True)
     else:
-        obj = NounPhrase("obj", rng.randrange(n_obj), maybe_adj(), "the", True)
-    return Sentence("transitive", subj, verb=rng.randrange(len(VERBS)), obj=obj)
+        obj = noun_phrase("obj", "the", True)
+    return Sentence("transitive", subj, verb=verb, obj=obj)
 
 
 def is_held_out(source: str, modulus: int = 50) -> bool:
@@ -732,7 +736,7 @@ SHOWCASE = [
     "translate English to German: the red house is small",
     "translate English to German: the black dog sees the green car",
     "translate English to French: I want three white cups",
-    "translate English to Spanish: The Old Woman Paints A Blue Door",
+    "translate English to Spanish: The Happy Queen Paints A Blue Door",
 ]
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek import __version__
-from t5peek.commands import arch, info, params
+from t5peek.commands import arch, generate, info, params, trace
 
 HELP = """See inside Hugging Face encoder-decoder models (T5, flan-t5, BART, Marian, mT5, Pegasus, ...).
 
@@ -48,6 +48,8 @@ def root(
 app.command("info", help=info.HELP)(info.info_command)
 app.command("arch", help=arch.HELP)(arch.arch_command)
 app.command("params", help=params.HELP)(params.params_command)
+app.command("trace", help=trace.HELP)(trace.trace_command)
+app.command("generate", help=generate.HELP)(generate.generate_command)
 
 
 def main() -> None:
