@@ -82,27 +82,27 @@ OBJECT_NOUNS = [
 
 # Animate nouns: only ever singular subjects (nominative; never direct objects,
 # which keeps Spanish free of the personal "a" and German free of weak-noun
-# accusatives).  English | Spanish/gender | French/gender | German/gender
+# accusatives).  English | Spanish/gender | French/gender | German/gender | animal?
 SUBJECT_NOUNS = [
-    ("dog", "perro", "m", "chien", "m", "Hund", "m"),
-    ("cat", "gato", "m", "chat", "m", "Katze", "f"),
-    ("horse", "caballo", "m", "cheval", "m", "Pferd", "n"),
-    ("cow", "vaca", "f", "vache", "f", "Kuh", "f"),
-    ("mouse", "ratón", "m", "souris", "f", "Maus", "f"),
-    ("boy", "niño", "m", "garçon", "m", "Junge", "m"),
-    ("girl", "niña", "f", "fille", "f", "Mädchen", "n"),
-    ("woman", "mujer", "f", "femme", "f", "Frau", "f"),
-    ("king", "rey", "m", "roi", "m", "König", "m"),
-    ("queen", "reina", "f", "reine", "f", "Königin", "f"),
-    ("teacher", "profesor", "m", "professeur", "m", "Lehrer", "m"),
-    ("doctor", "médico", "m", "médecin", "m", "Arzt", "m"),
-    ("father", "padre", "m", "père", "m", "Vater", "m"),
-    ("mother", "madre", "f", "mère", "f", "Mutter", "f"),
+    ("dog", "perro", "m", "chien", "m", "Hund", "m", True),
+    ("cat", "gato", "m", "chat", "m", "Katze", "f", True),
+    ("horse", "caballo", "m", "cheval", "m", "Pferd", "n", True),
+    ("cow", "vaca", "f", "vache", "f", "Kuh", "f", True),
+    ("mouse", "ratón", "m", "souris", "f", "Maus", "f", True),
+    ("boy", "niño", "m", "garçon", "m", "Junge", "m", False),
+    ("girl", "niña", "f", "fille", "f", "Mädchen", "n", False),
+    ("woman", "mujer", "f", "femme", "f", "Frau", "f", False),
+    ("king", "rey", "m", "roi", "m", "König", "m", False),
+    ("queen", "reina", "f", "reine", "f", "Königin", "f", False),
+    ("teacher", "profesor", "m", "professeur", "m", "Lehrer", "m", False),
+    ("doctor", "médico", "m", "médecin", "m", "Arzt", "m", False),
+    ("father", "padre", "m", "père", "m", "Vater", "m", False),
+    ("mother", "madre", "f", "mère", "f", "Mutter", "f", False),
 ]
 
 # Adjectives: English | Spanish m.sg f.sg m.pl f.pl | French m.sg f.sg m.pl f.pl |
 # German attributive stem, predicative form | usable attributively? | for
-# people/animals? | for things?
+# people and animals? ("animal": animals only) | for things?
 # Attributive adjectives follow the noun in Spanish and French and precede it
 # in German.  French size/age/beauty adjectives (petit, grand, vieux, nouveau,
 # long, court, beau, jeune) normally go *before* the noun, so they are only
@@ -111,12 +111,12 @@ ADJECTIVES = [
     ("red", ("rojo", "roja", "rojos", "rojas"), ("rouge", "rouge", "rouges", "rouges"), "rot", "rot", True, False, True),
     ("blue", ("azul", "azul", "azules", "azules"), ("bleu", "bleue", "bleus", "bleues"), "blau", "blau", True, False, True),
     ("green", ("verde", "verde", "verdes", "verdes"), ("vert", "verte", "verts", "vertes"), "grün", "grün", True, False, True),
-    ("white", ("blanco", "blanca", "blancos", "blancas"), ("blanc", "blanche", "blancs", "blanches"), "weiß", "weiß", True, True, True),
-    ("black", ("negro", "negra", "negros", "negras"), ("noir", "noire", "noirs", "noires"), "schwarz", "schwarz", True, True, True),
+    ("white", ("blanco", "blanca", "blancos", "blancas"), ("blanc", "blanche", "blancs", "blanches"), "weiß", "weiß", True, "animal", True),
+    ("black", ("negro", "negra", "negros", "negras"), ("noir", "noire", "noirs", "noires"), "schwarz", "schwarz", True, "animal", True),
     ("yellow", ("amarillo", "amarilla", "amarillos", "amarillas"), ("jaune", "jaune", "jaunes", "jaunes"), "gelb", "gelb", True, False, True),
-    ("grey", ("gris", "gris", "grises", "grises"), ("gris", "grise", "gris", "grises"), "grau", "grau", True, True, True),
-    ("brown", ("marrón", "marrón", "marrones", "marrones"), ("brun", "brune", "bruns", "brunes"), "braun", "braun", True, True, True),
-    ("heavy", ("pesado", "pesada", "pesados", "pesadas"), ("lourd", "lourde", "lourds", "lourdes"), "schwer", "schwer", True, True, True),
+    ("grey", ("gris", "gris", "grises", "grises"), ("gris", "grise", "gris", "grises"), "grau", "grau", True, "animal", True),
+    ("brown", ("marrón", "marrón", "marrones", "marrones"), ("brun", "brune", "bruns", "brunes"), "braun", "braun", True, "animal", True),
+    ("heavy", ("pesado", "pesada", "pesados", "pesadas"), ("lourd", "lourde", "lourds", "lourdes"), "schwer", "schwer", True, "animal", True),
     ("expensive", ("caro", "cara", "caros", "caras"), ("cher", "chère", "chers", "chères"), "teur", "teuer", True, False, True),
     ("fast", ("rápido", "rápida", "rápidos", "rápidas"), ("rapide", "rapide", "rapides", "rapides"), "schnell", "schnell", True, True, True),
     ("slow", ("lento", "lenta", "lentos", "lentas"), ("lent", "lente", "lents", "lentes"), "langsam", "langsam", True, True, True),
@@ -363,18 +363,21 @@ def render(s: Sentence, lang: str) -> Pair:
 def sample_sentence(rng: random.Random) -> Sentence:
     """Draw one abstract sentence.  Uses only ``rng`` (deterministic)."""
     n_obj, n_subj = len(OBJECT_NOUNS), len(SUBJECT_NOUNS)
-    attr = {  # attributive adjectives suitable for things / for people and animals
-        "obj": [i for i, a in enumerate(ADJECTIVES) if a[5] and a[7]],
-        "subj": [i for i, a in enumerate(ADJECTIVES) if a[5] and a[6]],
-    }
-    pred = {
-        "obj": [i for i, a in enumerate(ADJECTIVES) if a[7]],
-        "subj": [i for i, a in enumerate(ADJECTIVES) if a[6]],
-    }
+
+    def fits(adj: tuple, kind: str, noun: int) -> bool:
+        if kind == "obj":
+            return adj[7]
+        return adj[6] is True or (adj[6] == "animal" and SUBJECT_NOUNS[noun][7])
+
+    def attr(kind: str, noun: int) -> list[int]:  # attributive adjectives that suit the noun
+        return [i for i, a in enumerate(ADJECTIVES) if a[5] and fits(a, kind, noun)]
+
+    def pred(kind: str, noun: int) -> list[int]:
+        return [i for i, a in enumerate(ADJECTIVES) if fits(a, kind, noun)]
 
     def noun_phrase(kind: str, det: str, plural: bool, p_adj: float = 0.75) -> NounPhrase:
         noun = rng.randrange(n_obj if kind == "obj" else n_subj)
-        adj = rng.choice(attr[kind]) if rng.random() < p_adj else None
+        adj = rng.choice(attr(kind, noun)) if rng.random() < p_adj else None
         number = rng.randrange(len(NUMBERS)) if det == "num" else None
         return NounPhrase(kind, noun, adj, det, plural, number)
 
@@ -382,9 +385,9 @@ def sample_sentence(rng: random.Random) -> Sentence:
         plural = rng.random() < 0.3
         kind = "obj" if plural or rng.random() < 0.5 else "subj"
         subj = noun_phrase(kind, "the", plural)
-        adj2 = rng.choice(pred[kind])
+        adj2 = rng.choice(pred(kind, subj.noun))
         while adj2 == subj.adj:
-            adj2 = rng.choice(pred[kind])
+            adj2 = rng.choice(pred(kind, subj.noun))
         return Sentence("copula", subj, pred=adj2, very=rng.random() < 0.2)
     # "I VERB ..." / "the (ADJ) NOUN VERBs ..." / "a (ADJ) NOUN VERBs ..."
     r = rng.random()
@@ -588,6 +591,7 @@ def build_model(cfg: TrainConfig, vocab_size: int):
     )
     torch.manual_seed(cfg.seed)
     model = T5ForConditionalGeneration(config)
+    model.set_attn_implementation("eager")  # faster than sdpa at this size, and returns attentions
     model.generation_config = GenerationConfig(
         decoder_start_token_id=0, eos_token_id=1, pad_token_id=0, max_length=40, num_beams=1, do_sample=False
     )

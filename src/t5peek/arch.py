@@ -58,7 +58,8 @@ def _node(module, path: str, name: str, owner: dict[int, str], depth: int | None
     children: tuple[ModuleNode, ...] = ()
     hidden = 0
     if depth is None or level < depth:
-        built = [_node(child, _join(path, child_name), child_name, owner, depth, expand, level + 1)
+        built = [_node(child, _join(path, child_name), child_name, owner, depth, expand,
+                       level + (0 if _is_container(child) else 1))
                  for child_name, child in children_modules]
         signatures = [_signature(child) for _, child in children_modules]
         children = tuple(built if expand else _collapse(built, signatures, [c for _, c in children_modules]))
@@ -68,6 +69,13 @@ def _node(module, path: str, name: str, owner: dict[int, str], depth: int | None
         name=name, path=path, cls=type(module).__name__, params=_distinct_params(module),
         shapes={key: list(p.shape) for key, p in own.items()}, summary=_summary(module),
         role=anatomy.role_of(path) if path else "", tied_to=tied_to, children=children, hidden_children=hidden)
+
+
+def _is_container(module) -> bool:
+    """ModuleList and ModuleDict only hold children; they do not count as a level of --depth."""
+    import torch
+
+    return isinstance(module, (torch.nn.ModuleList, torch.nn.ModuleDict))
 
 
 def _join(path: str, name: str) -> str:
@@ -100,7 +108,7 @@ def _collapse(nodes: list[ModuleNode], signatures: list[tuple], modules: list) -
     for run in runs:
         first = nodes[run[0]]
         differs = ""
-        if run is not largest:
+        if run is not largest and type(modules[run[0]]) is type(modules[largest[0]]):
             differs = _difference(modules[run[0]], modules[largest[0]], nodes[largest[0]].name,
                                   nodes[largest[-1]].name)
         if len(run) == 1:
@@ -122,8 +130,6 @@ def _difference(odd, usual, first: str, last: str) -> str:
     for name in sorted(odd_params.keys() & usual_params.keys()):
         if odd_params[name] != usual_params[name]:
             parts.append(f"{name} {_shape(odd_params[name])} instead of {_shape(usual_params[name])}")
-    if not parts and type(odd) is not type(usual):
-        parts.append(f"{type(odd).__name__} instead of {type(usual).__name__}")
     if not parts:
         parts.append("a different inner structure")
     siblings = f"({first}-{last})" if first != last else f"({first})"

@@ -1,0 +1,179 @@
+"""Every error a user can meet while resolving and loading a model: exit code, one line, no traceback."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import httpx2
+import pytest
+from huggingface_hub import errors as hub_errors
+
+from helpers import assert_clean_error, run_cli
+
+
+def _hub_error(cls, message="boom"):
+    request = httpx2.Request("GET", "https://huggingface.co/api/models/x")
+    return cls(message, response=httpx2.Response(404, request=request))
+
+
+@pytest.fixture
+def hub_raises(monkeypatch):
+    """Make every Hub download raise the given exception."""
+    import huggingface_hub
+
+    def install(exc):
+        def raiser(*args, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", raiser)
+        monkeypatch.setattr(huggingface_hub, "snapshot_download", raiser)
+
+    return install
+
+
+@pytest.mark.parametrize("cls, code, fragment", [
+    (hub_errors.RepositoryNotFoundError, 1, "No model 'org/nothing-here'"),
+    (hub_errors.GatedRepoError, 1, "gated"),
+])
+def test_hub_repo_errors(hub_raises, cls, code, fragment):
+    hub_raises(_hub_error(cls))
+    assert_clean_error(run_cli("info", "org/nothing-here"), code, fragment)
+
+
+def test_unknown_revision(hub_raises):
+    hub_raises(_hub_error(hub_errors.RevisionNotFoundError))
+    assert_clean_error(run_cli("info", "org/model", "--revision", "v9"), 1, "Revision 'v9' does not exist")
+
+
+def test_invalid_id_is_a_usage_error():
+    assert_clean_error(run_cli("info", "not a valid id!!"), 2, "not a valid model id")
+
+
+def test_offline_and_not_cached():
+    assert_clean_error(run_cli("info", "google/flan-t5-base", "--offline"), 1, "not in the local Hugging Face cache")
+
+
+def test_offline_env_var_counts_as_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert_clean_error(run_cli("info", "google/flan-t5-base"), 1, "offline")
+
+
+def test_missing_local_folder(tmp_path):
+    assert_clean_error(run_cli("info", str(tmp_path / "nope")), 1, "does not exist")
+
+
+def test_folder_without_config(tmp_path):
+    assert_clean_error(run_cli("info", str(tmp_path)), 1, "no config.json")
+
+
+def test_config_not_json(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    assert_clean_error(run_cli("info", str(tmp_path)), 1, "not valid JSON")
+
+
+def test_unknown_model_type(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "frobnicator"}))
+    assert_clean_error(run_cli("info", str(tmp_path)), 2, "Unknown model_type 'frobnicator'")
+
+
+def test_decoder_only_model(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    assert_clean_error(run_cli("info", str(tmp_path)), 2, "decoder-only", "encoder-decoder")
+
+
+def test_remote_code_config_refused(copy_model, tiny_t5, tmp_path):
+    folder = copy_model(tiny_t5)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForSeq2SeqLM": "modeling_evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    canary = tmp_path / "canary"
+    (folder / "modeling_evil.py").write_text(f"open({str(canary)!r}, 'w').write('ran')\n")
+    for command in ("info", "arch", "params"):
+        assert_clean_error(run_cli(command, str(folder)), 3, "remote code")
+    assert not canary.exists()
+
+
+def _to_pickle_only(folder):
+    import torch
+    from safetensors.torch import load_file
+
+    state = load_file(folder / "model.safetensors")
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+
+
+def test_pickle_only_is_refused(copy_model, tiny_t5):
+    folder = copy_model(tiny_t5)
+    _to_pickle_only(folder)
+    assert_clean_error(run_cli("params", str(folder), "--weights"), 3, "pickle", "--allow-pickle")
+
+
+def test_pickle_allowed_loads_with_weights_only(copy_model, tiny_t5):
+    folder = copy_model(tiny_t5)
+    _to_pickle_only(folder)
+    result = run_cli("params", str(folder), "--weights", "--allow-pickle", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["trainable"] > 0
+
+
+class _Payload:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_malicious_pickle_never_runs(copy_model, tiny_t5, tmp_path):
+    folder = copy_model(tiny_t5)
+    (folder / "model.safetensors").unlink()
+    canary = tmp_path / "canary"
+    with open(folder / "pytorch_model.bin", "wb") as handle:
+        pickle.dump({"shared.weight": _Payload(str(canary))}, handle)
+    result = run_cli("params", str(folder), "--weights", "--allow-pickle")
+    assert_clean_error(result, 3, "pickle")
+    assert not canary.exists()
+
+
+def test_truncated_safetensors(copy_model, tiny_t5):
+    folder = copy_model(tiny_t5)
+    path = folder / "model.safetensors"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert_clean_error(run_cli("info", str(folder)), 1, "truncated")
+
+
+def test_lfs_pointer(copy_model, tiny_t5):
+    folder = copy_model(tiny_t5)
+    (folder / "model.safetensors").write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 123456\n")
+    assert_clean_error(run_cli("info", str(folder)), 1, "git-lfs pointer", "git lfs pull")
+
+
+def test_missing_weights_are_named(copy_model, tiny_t5):
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_model(tiny_t5)
+    state = load_file(folder / "model.safetensors")
+    del state["decoder.block.1.layer.2.DenseReluDense.wo.weight"]
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    assert_clean_error(run_cli("params", str(folder), "--weights"), 1, "lacks 1 weights",
+                       "decoder.block.1.layer.2.DenseReluDense.wo.weight")
+
+
+def test_debug_shows_traceback_without_locals(tmp_path):
+    (tmp_path / "config.json").write_text("{not json")
+    result = run_cli("info", str(tmp_path), "--debug")
+    assert result.exit_code == 1
+    assert "Traceback" in result.stderr
+    assert "error:" in result.stderr
+
+
+def test_token_never_printed(monkeypatch, tmp_path, hub_raises):
+    secret = "hf_abcdefghijklmnopqrstuvwxyz123456"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    hub_raises(_hub_error(hub_errors.RepositoryNotFoundError, f"bad token {secret}"))
+    for extra in ([], ["--debug"], ["--json"]):
+        result = run_cli("info", "org/model", *extra)
+        assert secret not in result.stdout + result.stderr
