@@ -605,8 +605,12 @@ def _batch(tokenizer, pairs: list[Pair]):
     return enc["input_ids"], enc["attention_mask"], labels
 
 
-def train(cfg: TrainConfig, model, tokenizer, log=print) -> list[float]:
-    """Train in place; returns the loss of every step."""
+def train(cfg: TrainConfig, model, tokenizer, log=print, callback=None) -> list[float]:
+    """Train in place; returns the loss of every step.
+
+    ``callback(step, model)``, if given, is called after every step (the model is
+    put back in training mode afterwards).
+    """
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -642,6 +646,9 @@ def train(cfg: TrainConfig, model, tokenizer, log=print) -> list[float]:
             recent = losses[-cfg.log_every:]
             log(f"step {step + 1:5d}/{cfg.steps}  loss {sum(recent) / len(recent):.4f}  "
                 f"lr {sched.get_last_lr()[0]:.2e}  {time.time() - t0:6.1f}s")
+        if callback is not None:
+            callback(step + 1, model)
+            model.train()
     model.eval()
     return losses
 
@@ -667,8 +674,7 @@ def evaluate(model, tokenizer, pairs: list[Pair], batch_size: int = 100) -> dict
         for b in range(0, len(pairs), batch_size):
             chunk = pairs[b:b + batch_size]
             input_ids, attention_mask, labels = _batch(tokenizer, chunk)
-            gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=40,
-                                 num_beams=1, do_sample=False)
+            gen = model.generate(input_ids=input_ids, attention_mask=attention_mask, num_beams=1, do_sample=False)
             texts = tokenizer.batch_decode(gen, skip_special_tokens=True)
             out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
             cross = torch.stack([a.mean(dim=1) for a in out.cross_attentions])  # layers, B, T, S
@@ -730,7 +736,7 @@ def translate(model, tokenizer, prompts: list[str]) -> list[str]:
 
     enc = tokenizer(prompts, padding=True, return_tensors="pt")
     with torch.no_grad():
-        gen = model.generate(**enc, max_new_tokens=40, num_beams=1, do_sample=False)
+        gen = model.generate(**enc, num_beams=1, do_sample=False)
     return tokenizer.batch_decode(gen, skip_special_tokens=True)
 
 

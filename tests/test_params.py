@@ -49,7 +49,7 @@ def test_untied_head_is_counted_and_tied_embeddings_once(tiny_t5, tiny_t5_untied
 
 def test_component_rows_name_every_part(tiny_t5_untied, tiny_bart):
     t5 = {row["label"] for row in json_output(run_cli("params", str(tiny_t5_untied), "--json"))["rows"]}
-    assert {"encoder self-attention", "encoder feed-forward", "encoder norm", "encoder position",
+    assert {"encoder self-attention", "encoder feed-forward", "encoder norm", "encoder relative position bias",
             "decoder self-attention", "decoder cross-attention", "decoder feed-forward", "decoder norm",
             "lm_head"} <= t5
     bart = {row["label"] for row in json_output(run_cli("params", str(tiny_bart), "--json"))["rows"]}

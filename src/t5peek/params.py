@@ -154,25 +154,34 @@ def _by_component(tensors: list[Tensor], total: int) -> tuple[ParamRow, ...]:
                     note = (f"only in block {', '.join(map(str, holders))}"
                             + (", shared by every block" if role == anatomy.POSITION else "")
                             + (f"; {note}" if note else ""))
-                rows.append(ParamRow(f"{stack} {role}", count, 100 * count / total, blocks=len(holders),
+                rows.append(ParamRow(f"{stack} {_role_label(role, in_blocks)}", count, 100 * count / total,
+                                     blocks=len(holders),
                                      per_block=per_layer[holders[0]] if uniform else None, note=note))
         for role in anatomy.ROLE_ORDER:
             loose = [t for t in members if t.role == role and t.layer is None]
             if loose:
                 count = sum(t.numel for t in loose)
-                label = f"{stack} {'final norm' if role == anatomy.NORM else role + ' (outside blocks)'}"
+                label = f"{stack} {'final norm' if role == anatomy.NORM else _role_label(role, loose)}"
                 rows.append(ParamRow(label, count, 100 * count / total, note=_tie_note(loose)))
     return tuple(rows)
+
+
+def _role_label(role: str, members: list[Tensor]) -> str:
+    if role == anatomy.POSITION:
+        if any("relative_attention_bias" in t.name for t in members):
+            return "relative position bias"
+        return "position embeddings"
+    return role
 
 
 def _outside_label(role: str, members: list[Tensor]) -> str:
     if role == anatomy.EMBEDDING:
         return "embeddings (shared)" if any(t.tied_names for t in members) else "embeddings"
-    return role
+    return _role_label(role, members)
 
 
 def _tie_note(members: list[Tensor]) -> str:
-    tied = [name for t in members for name in t.tied_names]
+    tied = [name.removesuffix(".weight") for t in members for name in t.tied_names]
     return ("tied: " + ", ".join(tied)) if tied else ""
 
 

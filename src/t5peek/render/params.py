@@ -18,7 +18,7 @@ def render_params(report: ParamReport, console: Console) -> None:
     if report.by == "component":
         table.add_column("blocks", justify="right")
         table.add_column("per block", justify="right")
-    table.add_column("note", overflow="fold", style="dim", max_width=40)
+    table.add_column("note", overflow="fold", style="dim")
     for row in report.rows:
         cells = [row.label, f"{row.params:,}", f"{row.percent:.1f}"]
         if report.by == "component":
