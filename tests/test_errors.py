@@ -177,3 +177,43 @@ def test_token_never_printed(monkeypatch, tmp_path, hub_raises):
     for extra in ([], ["--debug"], ["--json"]):
         result = run_cli("info", "org/model", *extra)
         assert secret not in result.stdout + result.stderr
+
+
+def test_memory_precheck_refuses_before_loading(monkeypatch, tiny_t5):
+    from t5peek import loading
+
+    monkeypatch.setattr(loading, "available_memory", lambda device: 1024)
+    monkeypatch.setattr(loading, "_from_pretrained", lambda *a, **k: pytest.fail("weights were loaded"))
+    assert_clean_error(run_cli("params", str(tiny_t5), "--weights"), 1, "needs about", "--force")
+
+
+def test_force_skips_the_memory_precheck(monkeypatch, tiny_t5):
+    from t5peek import loading
+
+    monkeypatch.setattr(loading, "available_memory", lambda device: 1024)
+    assert run_cli("params", str(tiny_t5), "--weights", "--force").exit_code == 0
+
+
+def test_non_finite_weight_is_named(copy_model, tiny_t5):
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_model(tiny_t5)
+    state = load_file(folder / "model.safetensors")
+    state["encoder.block.1.layer.1.DenseReluDense.wi.weight"][0, 0] = float("nan")
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    assert_clean_error(run_cli("params", str(folder), "--weights"), 1,
+                       "encoder.block.1.layer.1.DenseReluDense.wi.weight", "NaN")
+
+
+def test_cuda_without_cuda_is_a_usage_error(tiny_t5):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert_clean_error(run_cli("params", str(tiny_t5), "--weights", "--device", "cuda"), 2, "CUDA is not available")
+
+
+def test_float16_on_cpu_warns(tiny_t5):
+    result = run_cli("params", str(tiny_t5), "--weights", "--dtype", "float16")
+    assert result.exit_code == 0
+    assert "float16 on the CPU" in result.stderr

@@ -38,6 +38,10 @@ class BadCheckpoint(T5PeekError):
     """Files are present but unusable: broken JSON, truncated weights, LFS pointers, missing tensors."""
 
 
+class NotEnoughMemory(T5PeekError):
+    """The weights would not fit in the memory available."""
+
+
 class UnsupportedModel(UsageError):
     """The model exists but is not something t5peek inspects (decoder-only, unknown type)."""
 

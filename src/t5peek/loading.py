@@ -275,9 +275,14 @@ class LoadedModel:
 
 
 def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "auto", allow_pickle: bool = False,
-               eager_attention: bool = False, with_tokenizer: bool = True, warn=lambda message: None) -> LoadedModel:
+               eager_attention: bool = False, with_tokenizer: bool = True, force: bool = False,
+               warn=lambda message: None) -> LoadedModel:
     """Load weights (safetensors unless --allow-pickle) and the tokenizer, refusing partial checkpoints."""
     raw_config = read_config(resolved)
+    device = resolve_device(device)
+    headers = read_checkpoint(resolved, raw_config)  # before any download: enough to check memory
+    if not force and headers.tensors:
+        check_memory(resolved.name, headers, resolve_dtype(dtype, device, headers, lambda message: None), device)
     resolved = download_weights(resolved, allow_pickle)
     checkpoint = read_local_checkpoint(resolved.folder, resolved.root)
     if checkpoint.format == "pickle" and not allow_pickle:
@@ -286,13 +291,64 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
                       "weights_only loader, which refuses code.")
     if checkpoint.format == "none":
         raise BadCheckpoint(f"'{resolved.name}' has no weights (no model.safetensors).")
-    device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, device, checkpoint, warn)
+    quiet_libraries()
     model = _from_pretrained(resolved, checkpoint, torch_dtype, eager_attention)
     if device != "cpu":
         model.to(device)
+    check_finite(resolved.name, model)
     tokenizer = load_tokenizer(resolved) if with_tokenizer else None
     return LoadedModel(resolved, raw_config, checkpoint, model, tokenizer, device, torch_dtype)
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes free for weights on the device, or None when it cannot be told."""
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free)
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def weights_bytes(checkpoint: CheckpointIndex, torch_dtype) -> int:
+    """Bytes the weights take once loaded in `torch_dtype` (stored elements × element size)."""
+    import torch
+
+    element = torch.empty((), dtype=torch_dtype).element_size()
+    return sum(t.numel for t in checkpoint.tensors.values()) * element if checkpoint.tensors else 0
+
+
+def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: str) -> None:
+    """Refuse to start a load that cannot fit, before any weight is read."""
+    needed = weights_bytes(checkpoint, torch_dtype)
+    free = available_memory(device)
+    if free is None or not needed or needed <= free:
+        return
+    from t5peek.errors import NotEnoughMemory
+
+    gib = 1024 ** 3
+    raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB for its weights, but only "
+                          f"{free / gib:.1f} GiB is free on {device}.",
+                          hint="Try --dtype bfloat16, a smaller model, or --force to try anyway.")
+
+
+def check_finite(name: str, model) -> None:
+    """Name the first weight holding NaN or inf: such a checkpoint cannot produce anything meaningful."""
+    import torch
+
+    for param_name, param in model.named_parameters():
+        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
+            kind = "NaN" if bool(torch.isnan(param).any()) else "inf"
+            raise BadCheckpoint(f"The weight {param_name} of '{name}' contains {kind} values.",
+                                hint="The checkpoint is corrupt or was saved after a diverged training run.")
 
 
 def _from_pretrained(resolved: ResolvedModel, checkpoint: CheckpointIndex, torch_dtype, eager_attention: bool):

@@ -40,6 +40,8 @@ DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Compute dtype; auto ke
                                          "(float32 on the CPU for float16 checkpoints).", case_sensitive=False)]
 AllowPickleOpt = Annotated[bool, typer.Option("--allow-pickle", help="Accept pytorch_model.bin, read with "
                                               "torch's weights_only loader (code in it is refused).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Load even when the weights look too big for the "
+                                        "memory available.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 

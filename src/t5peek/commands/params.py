@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelArg,
-                            ModelOpt, OfflineOpt, RevisionOpt, common_options)
+from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt, JsonOpt,
+                            ModelArg, ModelOpt, OfflineOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Exact parameter counts, broken down, and the memory they take per dtype.
@@ -44,6 +44,7 @@ def params_command(
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
+    force: ForceOpt = False,
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -62,7 +63,7 @@ def params_command(
                 loading.quiet_libraries()
                 loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
                                             allow_pickle=common.allow_pickle, with_tokenizer=False,
-                                            warn=out.warn).model
+                                            force=force, warn=out.warn).model
 
         def meta_model():
             loading.quiet_libraries()
