@@ -39,13 +39,21 @@ def _width() -> int | None:
     return int(columns) if columns and columns.isdigit() else None
 
 
+class _PipeFriendlyConsole(Console):
+    """A reader that stops early (`t5peek arch | head`) ends the command quietly, with success."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 class Output:
     """Where a command writes. In JSON mode stdout carries exactly one document."""
 
     def __init__(self, json_mode: bool = False, debug: bool = False):
         self.json_mode = json_mode
         self.debug = debug
-        self.console = Console(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
+        self.console = _PipeFriendlyConsole(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
         self.err = Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
 
     def emit(self, record, render: Callable[[object, Console], None]) -> None:

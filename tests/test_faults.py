@@ -1,0 +1,56 @@
+"""Faults from outside: a closed pipe, Ctrl-C while loading."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
+
+
+def _env():
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="100", HF_HUB_OFFLINE="1")
+    return env
+
+
+def test_broken_pipe_is_quiet(tmp_path):
+    folder = write_sparse_checkpoint(tmp_path / "flan-t5-base", FLAN_T5_BASE)
+    command = f"{sys.executable} -m t5peek arch {folder} --expand | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True,
+                            env=_env(), timeout=120)
+    assert result.stdout.startswith("T5ForConditionalGeneration")
+    assert "Traceback" not in result.stderr
+    assert "BrokenPipe" not in result.stderr
+    assert result.returncode == 0, result.stderr
+
+
+def test_ctrl_c_while_loading_exits_130(tiny_t5):
+    """SIGINT during the weight load: exit 130, one line, no traceback."""
+    script = (
+        "import sys, time\n"
+        "from t5peek import loading\n"
+        "def slow(*a, **k):\n"
+        "    sys.stderr.write('LOADING\\n'); sys.stderr.flush(); time.sleep(60)\n"
+        "loading._from_pretrained = slow\n"
+        "from t5peek.cli import main\n"
+        f"sys.argv = ['t5peek', 'params', {str(tiny_t5)!r}, '--weights']\n"
+        "main()\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=_env())
+    deadline = time.time() + 120
+    line = ""
+    while time.time() < deadline and "LOADING" not in line:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stderr
