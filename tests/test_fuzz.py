@@ -1,0 +1,62 @@
+"""Property-based tests: whatever the input, t5peek answers with a documented exit code and no traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from helpers import run_cli
+
+ALLOWED_CODES = {0, 1, 2, 3, 130}
+FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+                derandomize=True)
+
+texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+numbers = st.one_of(st.integers(-10, 10_000), st.sampled_from(["-1", "0", "1e9", "nan", "inf", "", "abc", "2.5"]))
+
+
+def check_invariants(result, json_mode: bool) -> None:
+    output = result.stdout + result.stderr
+    assert result.exit_code in ALLOWED_CODES, output
+    assert "Traceback" not in output, output
+    if json_mode and result.exit_code == 0:
+        json.loads(result.stdout)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Arbitrary names that look like Hub ids must not reach the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@FUZZ
+@given(model=texts, command=st.sampled_from(["info", "arch", "params"]), json_mode=st.booleans())
+def test_any_model_name(model, command, json_mode):
+    args = [command, "-m", model] + (["--json"] if json_mode else [])
+    check_invariants(run_cli(*args), json_mode)
+
+
+@FUZZ
+@given(depth=numbers, json_mode=st.booleans(), expand=st.booleans())
+def test_arch_depth(tiny_t5, depth, json_mode, expand):
+    args = ["arch", str(tiny_t5), "--depth", str(depth)] + (["--json"] if json_mode else []) + (
+        ["--expand"] if expand else [])
+    check_invariants(run_cli(*args), json_mode)
+
+
+@FUZZ
+@given(by=texts, dtype=texts, device=texts, json_mode=st.booleans())
+def test_params_option_values(tiny_t5, by, dtype, device, json_mode):
+    args = ["params", str(tiny_t5), "--by", by, "--dtype", dtype, "--device", device]
+    check_invariants(run_cli(*args + (["--json"] if json_mode else [])), json_mode)
+
+
+@FUZZ
+@given(dtype=st.sampled_from(["auto", "float32", "bfloat16", "float16", "FLOAT32"]),
+       device=st.sampled_from(["cpu", "auto", "cuda", "mps"]))
+def test_params_with_weights_on_any_device_and_dtype(tiny_t5, dtype, device):
+    check_invariants(run_cli("params", str(tiny_t5), "--weights", "--dtype", dtype, "--device", device,
+                             "--json"), True)
