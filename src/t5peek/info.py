@@ -36,6 +36,7 @@ class ModelInfo:
     parameters: int | None
     parameters_note: str
     task_prefixes: dict[str, str] = field(default_factory=dict)
+    placement: object = None  # placement.Placement when --max-memory was given
 
 
 def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, total: int | None,

@@ -276,12 +276,20 @@ class LoadedModel:
 
 def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "auto", allow_pickle: bool = False,
                eager_attention: bool = False, with_tokenizer: bool = True, force: bool = False,
+               device_map: str | None = None, max_memory: dict | None = None,
                warn=lambda message: None) -> LoadedModel:
-    """Load weights (safetensors unless --allow-pickle) and the tokenizer, refusing partial checkpoints."""
+    """Load weights (safetensors unless --allow-pickle) and the tokenizer, refusing partial checkpoints.
+
+    With `device_map`/`max_memory`, accelerate's big-model loading splits the model over GPUs, the CPU and
+    disk offload (in a temporary folder removed at exit).
+    """
+    from t5peek import placement
+
     raw_config = read_config(resolved)
     device = resolve_device(device)
+    big_model = placement.device_map_kwargs(device_map, max_memory, _offload_folder())
     headers = read_checkpoint(resolved, raw_config)  # before any download: enough to check memory
-    if not force and headers.tensors:
+    if not force and headers.tensors and not big_model:
         check_memory(resolved.name, headers, resolve_dtype(dtype, device, headers, lambda message: None), device)
     resolved = download_weights(resolved, allow_pickle)
     checkpoint = read_local_checkpoint(resolved.folder, resolved.root)
@@ -293,8 +301,11 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
         raise BadCheckpoint(f"'{resolved.name}' has no weights (no model.safetensors).")
     torch_dtype = resolve_dtype(dtype, device, checkpoint, warn)
     quiet_libraries()
-    model = _from_pretrained(resolved, checkpoint, torch_dtype, eager_attention)
-    if device != "cpu":
+    model = _from_pretrained(resolved, checkpoint, torch_dtype, eager_attention, big_model)
+    if big_model:
+        device = str(next(iter(model.get_encoder().parameters())).device)
+        device = "cpu" if device == "meta" else device
+    elif device != "cpu":
         model.to(device)
     check_finite(resolved.name, model)
     tokenizer = load_tokenizer(resolved) if with_tokenizer else None
@@ -345,19 +356,32 @@ def check_finite(name: str, model) -> None:
     import torch
 
     for param_name, param in model.named_parameters():
+        if param.device.type == "meta":  # offloaded: checked by accelerate when it is brought in
+            continue
         if param.is_floating_point() and not bool(torch.isfinite(param).all()):
             kind = "NaN" if bool(torch.isnan(param).any()) else "inf"
             raise BadCheckpoint(f"The weight {param_name} of '{name}' contains {kind} values.",
                                 hint="The checkpoint is corrupt or was saved after a diverged training run.")
 
 
-def _from_pretrained(resolved: ResolvedModel, checkpoint: CheckpointIndex, torch_dtype, eager_attention: bool):
+def _offload_folder() -> str:
+    import atexit
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="t5peek-offload-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _from_pretrained(resolved: ResolvedModel, checkpoint: CheckpointIndex, torch_dtype, eager_attention: bool,
+                     big_model: dict | None = None):
     import pickle
 
     from transformers import AutoModelForSeq2SeqLM
 
     kwargs = dict(trust_remote_code=False, dtype=torch_dtype, use_safetensors=checkpoint.format == "safetensors",
-                  weights_only=True, output_loading_info=True)
+                  weights_only=True, output_loading_info=True, **(big_model or {}))
     if eager_attention:
         kwargs["attn_implementation"] = "eager"
     try:

@@ -75,6 +75,7 @@ class ParamReport:
     decoder_layers: int = 0
     tensors: int = 0
     unstored: tuple[str, ...] = field(default_factory=tuple)
+    placement: object = None  # placement.Placement when --max-memory was given
 
 
 def tensors_from_headers(model_type: str, raw_config: dict, checkpoint: CheckpointIndex) -> list[Tensor]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelArg,
-                            ModelOpt, OfflineOpt, RevisionOpt, common_options)
+from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt,
+                            ModelArg, ModelOpt, OfflineOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """One-screen summary of a model: family, depths, widths, vocabulary, tying, dtype, origin.
@@ -15,11 +15,14 @@ Examples:
   t5peek info google/flan-t5-base
 
   t5peek info ./my-model --json
+
+  t5peek info google/flan-t5-xl --max-memory 0=8GiB --max-memory cpu=16GB
 """
 
 
 def info_command(
     model_arg: ModelArg = None,
+    max_memory: MaxMemoryOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -30,11 +33,14 @@ def info_command(
     json: JsonOpt = False,
 ) -> None:
     def body() -> None:
-        from t5peek import info, loading, params
+        from dataclasses import replace
+
+        from t5peek import info, loading, params, placement
         from t5peek.render.info import render_info
 
         common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json)
         out = Output(common.json, common.debug)
+        memory = placement.parse_max_memory(max_memory)
         resolved = loading.resolve_model(common.model, common.revision, common.offline)
         raw = loading.read_config(resolved)
         checkpoint = loading.read_checkpoint(resolved, raw)
@@ -42,7 +48,13 @@ def info_command(
         if checkpoint.tensors and raw["model_type"] in _header_counted():
             total = params.count(common.model, raw, checkpoint, "component").total
             note = "exact, from the safetensors headers"
-        out.emit(info.summarize(resolved, raw, checkpoint, total, note), render_info)
+        record = info.summarize(resolved, raw, checkpoint, total, note)
+        if memory is not None:
+            with out.progress("Planning the split over --max-memory…"):
+                loading.quiet_libraries()
+                record = replace(record, placement=placement.plan_for_model(resolved, raw, checkpoint, memory,
+                                                                            common.dtype))
+        out.emit(record, render_info)
 
     run_command(debug, body)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt, JsonOpt,
-                            ModelArg, ModelOpt, OfflineOpt, RevisionOpt, common_options)
+                            MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Exact parameter counts, broken down, and the memory they take per dtype.
@@ -23,6 +23,8 @@ Examples:
   t5peek params -m demo --by layer
 
   t5peek params ./my-model --by type --json
+
+  t5peek params google/flan-t5-xxl --max-memory 0=16GiB --max-memory cpu=32GB
 """
 
 
@@ -38,6 +40,7 @@ def params_command(
                                      case_sensitive=False)] = View.component,
     weights: Annotated[bool, typer.Option("--weights", help="Load the weights too, to count trainable and "
                                           "frozen parameters.")] = False,
+    max_memory: MaxMemoryOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -49,7 +52,9 @@ def params_command(
     json: JsonOpt = False,
 ) -> None:
     def body() -> None:
-        from t5peek import loading, params
+        from dataclasses import replace
+
+        from t5peek import loading, params, placement
         from t5peek.render.params import render_params
 
         common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json)
@@ -57,6 +62,7 @@ def params_command(
         resolved = loading.resolve_model(common.model, common.revision, common.offline)
         raw = loading.read_config(resolved)
         checkpoint = loading.read_checkpoint(resolved, raw)
+        memory = placement.parse_max_memory(max_memory)
         loaded = None
         if weights:
             with out.progress(f"Loading the weights of {common.model}…"):
@@ -71,6 +77,11 @@ def params_command(
                 return loading.build_meta_model(resolved, raw, checkpoint)
 
         report = params.count(common.model, raw, checkpoint, by.value, meta_model, loaded)
+        if memory is not None:
+            with out.progress("Planning the split over --max-memory…"):
+                loading.quiet_libraries()
+                split = placement.plan_for_model(resolved, raw, checkpoint, memory, common.dtype)
+            report = replace(report, placement=split)
         out.emit(report, render_params)
 
     run_command(debug, body)

@@ -35,3 +35,6 @@ def render_info(record: ModelInfo, console: Console) -> None:
     for task, prefix in record.task_prefixes.items():
         table.add_row("task prefix", f"{prefix!r}  ({task})")
     console.print(table)
+    from t5peek.render.placement import render_placement
+
+    render_placement(record.placement, console)

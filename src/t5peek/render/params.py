@@ -44,6 +44,9 @@ def render_params(report: ParamReport, console: Console) -> None:
                                f"({group.params:,} parameters, counted once)", style="blue"))
     if report.trainable is not None:
         console.print(f"trainable: {report.trainable:,}   frozen: {report.frozen:,}")
+    from t5peek.render.placement import render_placement
+
+    render_placement(report.placement, console)
     console.print(Text(f"counted from: {report.counted_from}", style="dim"))
     for note in report.notes:
         console.print(Text(f"note: {note}", style="yellow"))

@@ -1,0 +1,110 @@
+"""Models bigger than one device: parse --max-memory and say how accelerate would split a model.
+
+t5peek does no sharding of its own: the plan is accelerate's `infer_auto_device_map`, computed on the
+meta-device model, so `info` and `params` can show it without loading a single weight.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from t5peek.errors import UsageError
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+          "gib": 2**30, "tib": 2**40}
+
+
+@dataclass(frozen=True)
+class DeviceShare:
+    device: str  # "0", "cpu", "disk"
+    modules: tuple[str, ...]
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Placement:
+    max_memory: dict[str, int]
+    shares: tuple[DeviceShare, ...]
+
+
+def parse_size(text: str) -> int:
+    match = _SIZE.match(text)
+    if not match:
+        raise UsageError(f"'{text}' is not a memory size (write e.g. 500MB, 2GiB).")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "").lower()])
+
+
+def parse_max_memory(values: list[str] | None) -> dict[str | int, int] | None:
+    """['0=10GiB', 'cpu=2GB'] → {0: 10737418240, 'cpu': 2000000000}; 'disk' is unbounded."""
+    if not values:
+        return None
+    memory: dict[str | int, int] = {}
+    for value in values:
+        for item in value.split(","):
+            device, sep, size = item.partition("=")
+            device = device.strip().lower()
+            if not sep or not device:
+                raise UsageError(f"--max-memory '{item}' should look like cpu=2GiB, 0=10GiB or disk=100GB.")
+            if not (device.isdigit() or device in ("cpu", "disk", "mps")):
+                raise UsageError(f"--max-memory names an unknown device '{device}' (use a GPU index, cpu or disk).")
+            memory[int(device) if device.isdigit() else device] = parse_size(size)
+    memory.setdefault("disk", 2**62)
+    return memory
+
+
+def plan(meta_model, max_memory: dict[str | int, int], dtype=None) -> Placement:
+    """accelerate's split of the model over the given memory, grouped by device."""
+    try:
+        from accelerate import infer_auto_device_map
+    except ImportError:
+        raise UsageError("--max-memory needs accelerate: pip install accelerate") from None
+    no_split = list(getattr(meta_model, "_no_split_modules", None) or [])
+    device_map = infer_auto_device_map(meta_model, max_memory=dict(max_memory), no_split_module_classes=no_split,
+                                       dtype=dtype)
+    sizes = _module_sizes(meta_model, dtype)
+    grouped: dict[str, list[str]] = {}
+    for module, device in device_map.items():
+        grouped.setdefault(str(device), []).append(module or "(whole model)")
+    order = sorted(grouped, key=lambda d: (not d.isdigit(), d != "cpu", d))
+    shares = tuple(DeviceShare(device, tuple(grouped[device]),
+                               sum(sizes.get("" if m == "(whole model)" else m, 0) for m in grouped[device]))
+                   for device in order)
+    return Placement({str(k): v for k, v in max_memory.items()}, shares)
+
+
+def _module_sizes(model, dtype) -> dict[str, int]:
+    from accelerate.utils import compute_module_sizes
+
+    return dict(compute_module_sizes(model, dtype=dtype))
+
+
+def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_folder: str) -> dict:
+    """Arguments for from_pretrained's big-model loading."""
+    if device_map is None and max_memory is None:
+        return {}
+    if device_map is not None and device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
+        raise UsageError(f"--device-map '{device_map}' is not one of auto, balanced, balanced_low_0, sequential.")
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise UsageError("--device-map and --max-memory need accelerate: pip install accelerate") from None
+    kwargs: dict = {"device_map": device_map or "auto", "offload_folder": offload_folder}
+    if max_memory is not None:
+        kwargs["max_memory"] = {k: v for k, v in max_memory.items()}
+    return kwargs
+
+
+def plan_for_model(resolved, raw_config: dict, checkpoint, max_memory: dict, dtype: str = "auto") -> Placement:
+    """Build the meta model and plan its split; dtype 'auto' plans with the stored dtype."""
+    import torch
+
+    from t5peek import loading
+
+    meta = loading.build_meta_model(resolved, raw_config, checkpoint)
+    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    stored = checkpoint.main_dtype if checkpoint is not None else None
+    torch_dtype = names.get(dtype) or names.get(stored or "", torch.float32)
+    return plan(meta, max_memory, torch_dtype)

@@ -1,0 +1,29 @@
+"""Render a Placement: which modules go to which device under --max-memory."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from t5peek.render.common import human_bytes
+
+
+def render_placement(placement, console: Console) -> None:
+    if placement is None:
+        return
+    table = Table(title="split over --max-memory (accelerate's plan; nothing loaded)", title_justify="left")
+    table.add_column("device")
+    table.add_column("limit", justify="right")
+    table.add_column("weights", justify="right")
+    table.add_column("modules", overflow="fold")
+    for share in placement.shares:
+        limit = placement.max_memory.get(share.device)
+        shown_limit = "unbounded" if limit is None or limit >= 2**60 else human_bytes(limit)
+        modules = ", ".join(share.modules[:6]) + (f" … (+{len(share.modules) - 6})" if len(share.modules) > 6
+                                                  else "")
+        table.add_row(_device_name(share.device), shown_limit, human_bytes(share.bytes), modules)
+    console.print(table)
+
+
+def _device_name(device: str) -> str:
+    return f"cuda:{device}" if device.isdigit() else device
