@@ -43,7 +43,10 @@ def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, t
               total_note: str) -> ModelInfo:
     model_type = raw["model_type"]
     architectures = raw.get("architectures") or []
-    decoder_layers = anatomy.config_value(raw, "decoder_layers")
+    encoder_raw, decoder_raw = raw, raw
+    if isinstance(raw.get("encoder"), dict) and isinstance(raw.get("decoder"), dict):
+        encoder_raw, decoder_raw = raw["encoder"], raw["decoder"]  # EncoderDecoderModel (bert2bert, ...)
+    decoder_layers = anatomy.config_value(decoder_raw, "decoder_layers")
     if model_type in {"t5", "mt5", "umt5", "longt5", "switch_transformers"}:
         decoder_layers = raw.get("num_decoder_layers") or raw.get("num_layers")
     head, head_note = _head(model_type, raw, checkpoint)
@@ -51,10 +54,11 @@ def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, t
         model=resolved.name, source=resolved.source, folder=str(resolved.folder), commit=resolved.commit,
         revision=resolved.revision, model_type=model_type, family=anatomy.FAMILIES.get(model_type, "other"),
         architecture=architectures[0] if architectures else None,
-        encoder_layers=anatomy.config_value(raw, "encoder_layers"), decoder_layers=decoder_layers,
-        d_model=anatomy.config_value(raw, "d_model"), heads=anatomy.config_value(raw, "heads"),
-        d_ff=anatomy.config_value(raw, "d_ff"), activation=anatomy.config_value(raw, "activation"),
-        vocab_size=anatomy.config_value(raw, "vocab_size"), max_positions=anatomy.config_value(raw, "max_positions"),
+        encoder_layers=anatomy.config_value(encoder_raw, "encoder_layers"), decoder_layers=decoder_layers,
+        d_model=anatomy.config_value(encoder_raw, "d_model"), heads=anatomy.config_value(encoder_raw, "heads"),
+        d_ff=anatomy.config_value(encoder_raw, "d_ff"), activation=anatomy.config_value(encoder_raw, "activation"),
+        vocab_size=anatomy.config_value(decoder_raw, "vocab_size"),
+        max_positions=anatomy.config_value(encoder_raw, "max_positions"),
         head=head, head_note=head_note, checkpoint_format=checkpoint.format,
         checkpoint_files=len(checkpoint.files), stored_dtype=checkpoint.main_dtype or raw.get("torch_dtype")
         or raw.get("dtype"), stored_bytes=checkpoint.stored_bytes if checkpoint.tensors else None,
