@@ -1,7 +1,149 @@
-"""t5peek trace (being written)"""
+"""t5peek trace PROMPT [-m MODEL]"""
 
-HELP = "(being written)"
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelOpt,
+                            OfflineOpt, RevisionOpt, common_options)
+from t5peek.output import Output, run_command
+
+HELP = """Run PROMPT through the model and show every module as it runs: input and output shapes,
+dtype, device and time, the attention weight shape of each attention module, and the KV cache.
+
+Two decoder views. Without --target: generation (inference), the encoder once, then the decoder one
+new token per step (greedy) with a KV cache; the self-attention cache grows by one position per
+step, cross-attention keys/values are computed at step 0 and reused. With --target: teacher forcing
+(training), the whole target goes in at once, shifted right, under the causal mask.
+
+Attention runs in eager mode, so that the attention weights exist to be measured.
+
+Examples:
+
+  t5peek trace -m demo "translate English to German: the house is small"
+
+  t5peek trace -m demo "translate English to German: the house is small" --target "das Haus ist klein"
+
+  t5peek trace -m facebook/bart-base "a b c" --depth 5 --stats --json
+"""
+
+DEPTH_HELP = ("How deep to hook, counted from the model root as in `t5peek arch --depth`: the model is 0, "
+              "each module below adds 1, ModuleList containers add nothing. T5: encoder 1, "
+              "encoder.block.0 2, block.0.layer.0 3, layer.0.SelfAttention 4, SelfAttention.q 5. BART: "
+              "model 1, model.encoder 2, encoder.layers.0 3, layers.0.self_attn 4, self_attn.q_proj 5. "
+              "Default: the block view, each block with its attention, feed-forward and norm sublayers.")
 
 
-def trace_command() -> None:
-    raise NotImplementedError
+def trace_command(
+    prompt: Annotated[str, typer.Argument(help="The text to feed the encoder.", show_default=False,
+                                          metavar="PROMPT")],
+    target: Annotated[Optional[str], typer.Option("--target", "-t", help="Teacher forcing: the target text "
+                                                  "the decoder reads at once (training view).")] = None,
+    steps: Annotated[int, typer.Option("--steps", "-n", help="Generation: how many decoder steps to run and "
+                                       "show (stops early at the end-of-sequence token).")] = 3,
+    depth: Annotated[Optional[int], typer.Option("--depth", "-d", help=DEPTH_HELP, show_default=False)] = None,
+    stats: Annotated[bool, typer.Option("--stats", help="Add mean, std, abs-max and NaN/inf counts of each "
+                                        "output, and name the first module whose output is not finite.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Add a one-line plain-language note for each "
+                                          "kind of stage.")] = False,
+    model: ModelOpt = None,
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    device: DeviceOpt = Device.cpu,
+    dtype: DtypeOpt = Dtype.auto,
+    allow_pickle: AllowPickleOpt = False,
+    debug: DebugOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    def body() -> None:
+        from dataclasses import replace
+
+        from t5peek import loading
+        from t5peek.errors import UsageError
+        from t5peek.render.trace import render_trace
+        from t5peek.trace import trace_forward
+
+        common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        _check_arguments(prompt, target, depth, steps)
+        out = Output(common.json, common.debug)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        raw = loading.read_config(resolved)
+        loading.quiet_libraries()
+
+        tokenizer = None
+        if resolved.repo_id is None:  # local files: check the length before loading any weights
+            with out.progress("Loading the tokenizer…"):
+                tokenizer = loading.load_tokenizer(resolved)
+            encoded = _encode(tokenizer, prompt, target, raw, steps)
+        with out.progress(f"Loading the weights of {common.model}…"):
+            loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
+                                        allow_pickle=common.allow_pickle, eager_attention=True,
+                                        with_tokenizer=tokenizer is None, warn=out.warn)
+        if tokenizer is None:
+            tokenizer = loaded.tokenizer
+            encoded = _encode(tokenizer, prompt, target, raw, steps)
+        input_ids, attention_mask, labels = encoded
+        if labels is not None and labels.shape[-1] == 0:
+            raise UsageError("--target tokenizes to no tokens.")
+
+        with out.progress("Running the model under hooks…"):
+            report = trace_forward(loaded.model, input_ids.to(loaded.device), attention_mask.to(loaded.device),
+                                   depth=depth, target_ids=None if labels is None else labels.to(loaded.device),
+                                   steps=steps, stats=stats, tokenizer=tokenizer, model_name=common.model,
+                                   prompt=prompt, target=target, explain=explain)
+        notes = ["attention was loaded in eager mode (attn_implementation='eager') so that attention weights "
+                 "exist; sdpa or flash attention compute the same result without them."]
+        if loaded.device != "cpu" and not stats:
+            notes.append(f"times on {loaded.device} are host-side: kernels run asynchronously and the trace "
+                         "does not wait for them.")
+        if report.view == "generation":
+            notes.append("greedy = the highest-scoring token at each step, from the raw logits (generate() may "
+                         "also apply forced or banned tokens from the generation config).")
+        report = replace(report, notes=tuple(notes) + report.notes)
+        out.emit(report.to_json() if common.json else report, render_trace)
+
+    run_command(debug, body)
+
+
+def _check_arguments(prompt: str, target: str | None, depth: int | None, steps: int) -> None:
+    from t5peek.errors import UsageError
+
+    if not prompt or not prompt.strip():
+        raise UsageError("PROMPT is empty; give the text to trace, e.g. t5peek trace \"the house is small\".")
+    if target is not None and not target.strip():
+        raise UsageError("--target is empty; give the target text, or leave --target out for generation.")
+    if depth is not None and depth < 0:
+        raise UsageError(f"--depth must be 0 or more (got {depth}); 0 is the model itself.")
+    if steps < 0:
+        raise UsageError(f"--steps must be 0 or more (got {steps}).")
+
+
+def _encode(tokenizer, prompt: str, target: str | None, raw_config: dict, steps: int):
+    """Token ids for the prompt (and the labels for --target), refusing what the model cannot take."""
+    from t5peek.errors import UsageError
+    from t5peek.trace import position_limit
+
+    encoded = tokenizer(prompt, return_tensors="pt")
+    input_ids = encoded["input_ids"]
+    attention_mask = encoded.get("attention_mask")
+    if attention_mask is None:
+        import torch
+
+        attention_mask = torch.ones_like(input_ids)
+    if input_ids.shape[-1] == 0:
+        raise UsageError("PROMPT tokenizes to no tokens.")
+    limit, source = position_limit(raw_config, tokenizer)
+    if limit is not None and input_ids.shape[-1] > limit:
+        raise UsageError(f"PROMPT is {input_ids.shape[-1]} tokens long; this model takes at most {limit} "
+                         f"({source}).", hint="Shorten the prompt.")
+    labels = None
+    if target is not None:
+        labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"]
+        if limit is not None and labels.shape[-1] > limit:
+            raise UsageError(f"--target is {labels.shape[-1]} tokens long; this model's decoder takes at most "
+                             f"{limit} ({source}).")
+    elif limit is not None and steps > limit:
+        raise UsageError(f"--steps {steps} would go past the decoder's {limit} positions ({source}).")
+    return input_ids, attention_mask, labels
