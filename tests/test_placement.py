@@ -54,3 +54,10 @@ def test_disk_offloaded_load_matches_a_plain_load(tiny_t5):
         a = offloaded.model.generate(ids, max_new_tokens=4, do_sample=False)
         b = plain.model.generate(ids, max_new_tokens=4, do_sample=False)
     assert torch.equal(a, b)
+
+
+def test_trace_runs_with_disk_offload_and_says_where(tiny_t5):
+    result = run_cli("trace", "-m", str(tiny_t5), "the red house is small", "--max-memory", "cpu=60KB",
+                     "--steps", "2")
+    assert result.exit_code == 0, result.stderr
+    assert "split by accelerate" in result.stdout and "disk" in result.stdout

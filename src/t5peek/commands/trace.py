@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelOpt,
-                            OfflineOpt, RevisionOpt, common_options)
+from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceMapOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt,
+                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Run PROMPT through the model and show every module as it runs: input and output shapes,
@@ -54,19 +54,23 @@ def trace_command(
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    force: ForceOpt = False,
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
     def body() -> None:
         from dataclasses import replace
 
-        from t5peek import loading
+        from t5peek import loading, placement
         from t5peek.errors import UsageError
         from t5peek.render.trace import render_trace
         from t5peek.trace import trace_forward
 
         common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json)
         _check_arguments(prompt, target, depth, steps)
+        memory = placement.parse_max_memory(max_memory)
         out = Output(common.json, common.debug)
         resolved = loading.resolve_model(common.model, common.revision, common.offline)
         raw = loading.read_config(resolved)
@@ -80,7 +84,8 @@ def trace_command(
         with out.progress(f"Loading the weights of {common.model}…"):
             loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
                                         allow_pickle=common.allow_pickle, eager_attention=True,
-                                        with_tokenizer=tokenizer is None, warn=out.warn)
+                                        with_tokenizer=tokenizer is None, force=force, device_map=device_map,
+                                        max_memory=memory, warn=out.warn)
         if tokenizer is None:
             tokenizer = loaded.tokenizer
             encoded = _encode(tokenizer, prompt, target, raw, steps)
@@ -98,6 +103,14 @@ def trace_command(
         if loaded.device != "cpu" and not stats:
             notes.append(f"times on {loaded.device} are host-side: kernels run asynchronously and the trace "
                          "does not wait for them.")
+        split = getattr(loaded.model, "hf_device_map", None)
+        if split and len(set(split.values())) > 1:
+            by_device: dict[str, list[str]] = {}
+            for module_name, where in split.items():
+                by_device.setdefault(str(where), []).append(module_name)
+            notes.append("split by accelerate: " + "; ".join(f"{where}: {', '.join(names)}" for where, names in
+                                                             by_device.items())
+                         + ". Offloaded modules run on the CPU, their weights brought in as they run.")
         if report.view == "generation":
             notes.append("greedy = the highest-scoring token at each step, from the raw logits (generate() may "
                          "also apply forced or banned tokens from the generation config).")
