@@ -61,3 +61,10 @@ def test_trace_runs_with_disk_offload_and_says_where(tiny_t5):
                      "--steps", "2")
     assert result.exit_code == 0, result.stderr
     assert "split by accelerate" in result.stdout and "disk" in result.stdout
+
+
+def test_generate_with_disk_offload_equals_plain_generate(tiny_t5):
+    args = ["generate", "-m", str(tiny_t5), "the red house is small", "--max-new-tokens", "4", "--json"]
+    offloaded = json_output(run_cli(*args, "--max-memory", "cpu=60KB"))
+    plain = json_output(run_cli(*args))
+    assert offloaded["output_ids"] == plain["output_ids"]

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelOpt,
-                            OfflineOpt, RevisionOpt, common_options)
+from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceMapOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt,
+                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Decode PROMPT step by step: at each step the decoder input so far, the top-k next tokens (id,
@@ -70,15 +70,19 @@ def generate_command(
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
+    device_map: DeviceMapOpt = None,
+    max_memory: MaxMemoryOpt = None,
+    force: ForceOpt = False,
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
     def body() -> None:
         from dataclasses import replace
 
-        from t5peek import loading
+        from t5peek import loading, placement
         from t5peek.errors import UsageError
 
+        memory = placement.parse_max_memory(max_memory)
         check_options(prompt, top_k, max_new_tokens, num_beams, sample, temperature, top_p, layer, html)
         common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json)
         out = Output(common.json, common.debug)
@@ -97,7 +101,8 @@ def generate_command(
             # already downloaded: load from that folder without asking the Hub again
             loaded = loading.load_model(replace(downloaded, repo_id=None), device=common.device,
                                         dtype=common.dtype, allow_pickle=common.allow_pickle, eager_attention=True,
-                                        with_tokenizer=False, warn=out.warn)
+                                        with_tokenizer=False, force=force, device_map=device_map,
+                                        max_memory=memory, warn=out.warn)
 
         requested, seed_used, seed_source = requested_settings(loaded.model, raw, prompt, max_new_tokens,
                                                                num_beams, sample, temperature, top_p, seed, out)
