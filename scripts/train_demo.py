@@ -551,9 +551,11 @@ class TrainConfig:
     weight_decay: float = 0.01
     d_model: int = 128
     d_ff: int = 512
-    num_layers: int = 2
-    num_decoder_layers: int = 2
-    num_heads: int = 4
+    # Encoder and decoder get the same depth: in transformers 5.23, generate() on a
+    # T5 with num_decoder_layers > num_layers fails (its cache is sized from
+    # num_layers, IndexError in DynamicCache.update).
+    num_layers: int = 3
+    num_heads: int = 8  # 8 heads of 16 dims learn the word-order lookups much faster than 4
     feed_forward_proj: str = "relu"
     test_sentences: int = 400
     threads: int = 1
@@ -561,8 +563,8 @@ class TrainConfig:
     tiny: bool = False
 
 
-TINY_OVERRIDES = dict(steps=30, batch_size=16, lr=3e-3, warmup=5, d_model=32, d_ff=64, num_layers=1,
-                      num_decoder_layers=1, num_heads=2, test_sentences=10, log_every=10)
+TINY_OVERRIDES = dict(steps=60, batch_size=16, lr=1e-2, warmup=5, d_model=64, d_ff=128, num_layers=1,
+                      num_heads=4, test_sentences=10, log_every=10)
 
 
 def build_model(cfg: TrainConfig, vocab_size: int):
@@ -575,7 +577,7 @@ def build_model(cfg: TrainConfig, vocab_size: int):
         d_kv=cfg.d_model // cfg.num_heads,
         d_ff=cfg.d_ff,
         num_layers=cfg.num_layers,
-        num_decoder_layers=cfg.num_decoder_layers,
+        num_decoder_layers=cfg.num_layers,
         num_heads=cfg.num_heads,
         relative_attention_num_buckets=32,
         relative_attention_max_distance=128,
@@ -668,6 +670,7 @@ def evaluate(model, tokenizer, pairs: list[Pair], batch_size: int = 100) -> dict
     em = {lang: [0, 0] for lang in LANGS}
     hits = {lang: [[0] * n_layers for _ in CONTENT_KINDS] for lang in LANGS}
     totals = {lang: [0 for _ in CONTENT_KINDS] for lang in LANGS}
+    misses = [{} for _ in range(n_layers)]  # where the argmax lands instead
     examples = []
     prefix_len = {lang: len(tokenizer(PREFIXES[lang])["input_ids"]) - 1 for lang in LANGS}  # without </s>
     with torch.no_grad():
@@ -692,8 +695,15 @@ def evaluate(model, tokenizer, pairs: list[Pair], batch_size: int = 100) -> dict
                     k = CONTENT_KINDS.index(kind)
                     totals[p.lang][k] += 1
                     src_tok = prefix_len[p.lang] + src_word
+                    n_src = int(attention_mask[j].sum())
                     for layer in range(n_layers):
-                        hits[p.lang][k][layer] += int(argmax[layer, j, t].item() == src_tok)
+                        got = argmax[layer, j, t].item()
+                        hits[p.lang][k][layer] += int(got == src_tok)
+                        if got != src_tok:
+                            where = ("prefix" if got < prefix_len[p.lang] else "</s>" if got == n_src - 1
+                                     else "previous word" if got == src_tok - 1
+                                     else "next word" if got == src_tok + 1 else "other word")
+                            misses[layer][where] = misses[layer].get(where, 0) + 1
 
     def rate(h, n):
         return round(h / n, 4) if n else None
@@ -725,6 +735,7 @@ def evaluate(model, tokenizer, pairs: list[Pair], batch_size: int = 100) -> dict
             "best_layer": best,
             "best_rate": per_layer[best],
             "best_layer_per_kind": per_kind_best,
+            "best_layer_misses": dict(sorted(misses[best].items(), key=lambda kv: -kv[1])),
             "n_content_tokens": all_total,
         },
         "examples": examples,
@@ -753,12 +764,22 @@ SHOWCASE = [
 def write_model_card(out: str, cfg: TrainConfig, info: dict, scores: dict, showcase: list) -> None:
     em = scores["exact_match"]
     al = scores["alignment"]
-    layers = ", ".join(f"layer {i}: {r:.1%}" for i, r in enumerate(al["per_layer"]))
-    cmd = "python scripts/train_demo.py --out src/t5peek/demo" if not cfg.tiny else "python scripts/train_demo.py --tiny"
-    if cfg.steps != TrainConfig.steps and not cfg.tiny:
-        cmd += f" --steps {cfg.steps}"
-    if cfg.seed != 0:
-        cmd += f" --seed {cfg.seed}"
+
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    layers = ", ".join(f"layer {i}: {pct(r)}" for i, r in enumerate(al["per_layer"]))
+    kinds = al["best_layer_per_kind"]
+    shared = info["train_cpu_seconds"] < 0.8 * info["train_seconds"]
+    base = TrainConfig(out=cfg.out, tiny=cfg.tiny, **(TINY_OVERRIDES if cfg.tiny else {}))
+    cmd = "python scripts/train_demo.py --out " + ("src/t5peek/demo" if not cfg.tiny else "OUT --tiny")
+    for name, value in asdict(cfg).items():
+        if name not in ("out", "tiny", "log_every") and value != getattr(base, name):
+            cmd += f" --{name.replace('_', '-')} {value}"
+
+    def minutes(sec: float) -> str:
+        return f"{sec / 60:.1f} min" if sec >= 60 else f"{sec:.0f} s"
+
     lines = [
         "# t5peek demo model",
         "",
@@ -783,7 +804,7 @@ def write_model_card(out: str, cfg: TrainConfig, info: dict, scores: dict, showc
         "## Model",
         "",
         f"T5 (relative position buckets, tied embeddings), d_model {cfg.d_model}, d_ff {cfg.d_ff} "
-        f"({cfg.feed_forward_proj}), {cfg.num_layers} encoder + {cfg.num_decoder_layers} decoder layers, "
+        f"({cfg.feed_forward_proj}), {cfg.num_layers} encoder + {cfg.num_layers} decoder layers, "
         f"{cfg.num_heads} heads; {info['params']:,} parameters; `model.safetensors` {info['size_mb']:.2f} MB "
         f"(float32). Tokenizer: word level, {info['vocab_size']} tokens (`<pad>`=0, `</s>`=1, `<unk>`=2), "
         "input lowercased (German nouns are case-preserving added tokens), `</s>` appended.",
@@ -791,18 +812,24 @@ def write_model_card(out: str, cfg: TrainConfig, info: dict, scores: dict, showc
         "## Training",
         "",
         f"`{cmd}` — {cfg.steps} steps of {cfg.batch_size} pairs, AdamW lr {cfg.lr} (warm-up {cfg.warmup}, "
-        f"cosine), no dropout, seed {cfg.seed}, {cfg.threads} torch thread(s). Took {info['train_seconds'] / 60:.1f} "
-        f"min on {info['hardware']} (torch {info['torch']}, transformers {info['transformers']}). "
+        f"cosine), no dropout, seed {cfg.seed}, {cfg.threads} torch thread(s); deterministic. Took "
+        f"{minutes(info['train_seconds'])} wall clock ({minutes(info['train_cpu_seconds'])} CPU"
+        f"{'; the machine was shared with other jobs' if shared else ''}) on {info['hardware']}, "
+        f"torch {info['torch']}, transformers {info['transformers']}. "
         f"Final training loss {info['final_loss']:.4f}.",
         "",
         "## Scores (held-out test set, from `eval.json`)",
         "",
         "| | Spanish | French | German | overall |",
         "|---|---|---|---|---|",
-        f"| exact match (greedy) | {em['es']:.1%} | {em['fr']:.1%} | {em['de']:.1%} | {em['overall']:.1%} |",
+        f"| exact match (greedy) | {pct(em['es'])} | {pct(em['fr'])} | {pct(em['de'])} | {pct(em['overall'])} |",
         "",
-        f"Cross-attention alignment (nouns, adjectives, verbs; head-averaged argmax on the aligned English "
-        f"word, teacher forced): {layers}. Best: decoder layer {al['best_layer']} ({al['best_rate']:.1%}).",
+        "Cross-attention alignment: for each target noun, adjective and verb "
+        f"({al['n_content_tokens']} tokens), teacher forced, at the decoder position that predicts it, "
+        "the head-averaged cross-attention argmax is the aligned English word in: "
+        f"{layers} (decoder layers, 0-based). Best layer {al['best_layer']}: nouns "
+        f"{pct(kinds['noun'])}, adjectives {pct(kinds['adj'])}, verbs {pct(kinds['verb'])}; its misses land on: "
+        + (", ".join(f"{where} {n}" for where, n in al["best_layer_misses"].items()) or "none") + ".",
         "",
         "## Examples",
         "",
@@ -843,10 +870,10 @@ def run(cfg: TrainConfig, log=print) -> dict:
     params = sum(p.numel() for p in model.parameters())
     log(f"vocab {len(tokenizer)} tokens, model {params:,} parameters")
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     losses = train(cfg, model, tokenizer, log=log)
-    train_seconds = time.time() - t0
-    log(f"trained {cfg.steps} steps in {train_seconds:.1f}s")
+    train_seconds, cpu_seconds = time.time() - t0, time.process_time() - c0
+    log(f"trained {cfg.steps} steps in {train_seconds:.1f}s ({cpu_seconds:.1f}s CPU)")
 
     model.save_pretrained(cfg.out, safe_serialization=True)
     tokenizer.save_pretrained(cfg.out)
@@ -869,6 +896,7 @@ def run(cfg: TrainConfig, log=print) -> dict:
         "size_mb": size_mb,
         "vocab_size": len(tokenizer),
         "train_seconds": round(train_seconds, 1),
+        "train_cpu_seconds": round(cpu_seconds, 1),
         "final_loss": sum(losses[-20:]) / len(losses[-20:]),
         "hardware": _hardware(),
         "torch": torch.__version__,
@@ -884,7 +912,9 @@ def run(cfg: TrainConfig, log=print) -> dict:
             "checked_against_training_sentences": train_sources_seen,
         },
         **scores,
-        "showcase": [{"input": p, "output": o} for p, o in showcase],
+        "showcase": [
+            {"input": p, "output": o, "held_out": is_held_out(p.split(": ", 1)[1].lower())} for p, o in showcase
+        ],
         "loss": {"first": losses[0], "last20_mean": info["final_loss"]},
     }
     with open(os.path.join(cfg.out, "eval.json"), "w", encoding="utf-8") as f:
@@ -923,9 +953,21 @@ def parse_args(argv=None) -> TrainConfig:
     p.add_argument("--out", required=True, help="output folder (e.g. src/t5peek/demo)")
     p.add_argument("--tiny", action="store_true", help="tiny model and a few steps (for tests)")
     defaults = TrainConfig(out="")
+    helps = {
+        "seed": "seed for data, init and held-out split",
+        "steps": "optimizer steps",
+        "batch_size": "pairs per step",
+        "lr": "peak AdamW learning rate",
+        "warmup": "linear warm-up steps (then cosine decay)",
+        "num_layers": "encoder layers (= decoder layers)",
+        "test_sentences": "held-out English sentences to evaluate (each in all 3 languages)",
+        "threads": "torch CPU threads",
+    }
     for name in ("seed", "steps", "batch_size", "lr", "warmup", "d_model", "d_ff", "num_layers",
-                 "num_decoder_layers", "num_heads", "test_sentences", "threads", "log_every"):
-        p.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=None)
+                 "num_heads", "test_sentences", "threads", "log_every"):
+        default = getattr(defaults, name)
+        p.add_argument("--" + name.replace("_", "-"), type=type(default), default=None,
+                       help=f"{helps.get(name, name.replace('_', ' '))} (default {default})")
     p.add_argument("--feed-forward-proj", default=None, choices=["relu", "gated-gelu"])
     a = p.parse_args(argv)
     values = dict(TINY_OVERRIDES) if a.tiny else {}
