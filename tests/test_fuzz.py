@@ -60,3 +60,35 @@ def test_params_option_values(tiny_t5, by, dtype, device, json_mode):
 def test_params_with_weights_on_any_device_and_dtype(tiny_t5, dtype, device):
     check_invariants(run_cli("params", str(tiny_t5), "--weights", "--dtype", dtype, "--device", device,
                              "--json"), True)
+
+
+prompts = st.one_of(texts, st.just(""), st.just("   "), st.just("\x00\x1b[31m\x07"), st.just("word " * 300),
+                    st.just("translate English to German: the house"))
+
+
+@FUZZ
+@given(prompt=prompts, top_k=numbers, max_new_tokens=numbers, json_mode=st.booleans())
+def test_generate_prompts_and_numbers(tiny_t5, prompt, top_k, max_new_tokens, json_mode):
+    args = ["generate", "-m", str(tiny_t5), prompt, "--top-k", str(top_k), "--max-new-tokens",
+            str(max_new_tokens)]
+    check_invariants(run_cli(*args + (["--json"] if json_mode else [])), json_mode)
+
+
+@FUZZ
+@given(beams=numbers, temperature=numbers, top_p=numbers, layer=numbers, sample=st.booleans(),
+       json_mode=st.booleans())
+def test_generate_decoding_options(tiny_bart, beams, temperature, top_p, layer, sample, json_mode):
+    args = ["generate", "-m", str(tiny_bart), "the red house", "--max-new-tokens", "3", "--num-beams", str(beams),
+            "--layer", str(layer)]
+    if sample:
+        args += ["--sample", "--temperature", str(temperature), "--top-p", str(top_p), "--seed", "1"]
+    check_invariants(run_cli(*args + (["--json"] if json_mode else [])), json_mode)
+
+
+@FUZZ
+@given(prompt=prompts, depth=numbers, steps=st.one_of(st.integers(-3, 6), st.sampled_from(["x", "1e3"])),
+       target=st.one_of(st.none(), texts), json_mode=st.booleans(), stats=st.booleans())
+def test_trace_inputs(tiny_bart, prompt, depth, steps, target, json_mode, stats):
+    args = ["trace", "-m", str(tiny_bart), prompt, "--depth", str(depth), "--steps", str(steps)]
+    args += (["--target", target] if target is not None else []) + (["--stats"] if stats else [])
+    check_invariants(run_cli(*args + (["--json"] if json_mode else [])), json_mode)
