@@ -54,3 +54,42 @@ def test_ctrl_c_while_loading_exits_130(tiny_t5):
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stderr
+
+
+def test_ctrl_c_during_generation_keeps_the_printed_steps():
+    """SIGINT after two decoding steps: exit 130, no traceback, the steps already printed stay on stdout."""
+    script = (
+        "import sys, time\n"
+        "from t5peek import loading\n"
+        "real_load = loading.load_model\n"
+        "def load(*a, **k):\n"
+        "    loaded = real_load(*a, **k)\n"
+        "    decoder = loaded.model.get_decoder()\n"
+        "    real_forward = decoder.forward\n"
+        "    calls = []\n"
+        "    def forward(*fa, **fk):\n"
+        "        calls.append(1)\n"
+        "        if len(calls) == 3:\n"
+        "            sys.stderr.write('STEPPING\\n'); sys.stderr.flush(); time.sleep(60)\n"
+        "        return real_forward(*fa, **fk)\n"
+        "    decoder.forward = forward\n"
+        "    return loaded\n"
+        "loading.load_model = load\n"
+        "from t5peek.cli import main\n"
+        "sys.argv = ['t5peek', 'generate', '-m', 'demo', 'translate English to Spanish: the red house is small']\n"
+        "main()\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=_env())
+    deadline = time.time() + 120
+    line = ""
+    while time.time() < deadline and "STEPPING" not in line:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "step 0" in stdout and "step 1" in stdout
+    assert "step 2" not in stdout
