@@ -18,6 +18,21 @@ def _env():
     return env
 
 
+def _interrupt_when(script: str, marker: str):
+    """Run `script`, send SIGINT once it writes `marker` to stderr, and return its outputs."""
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=_env())
+    deadline = time.time() + 120
+    line = ""
+    while time.time() < deadline and marker not in line:
+        line = process.stderr.readline()
+        if not line and process.poll() is not None:
+            break
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return stdout, stderr, process
+
+
 def test_broken_pipe_is_quiet(tmp_path):
     folder = write_sparse_checkpoint(tmp_path / "flan-t5-base", FLAN_T5_BASE)
     command = f"{sys.executable} -m t5peek arch {folder} --expand | head -1"
@@ -41,16 +56,7 @@ def test_ctrl_c_while_loading_exits_130(tiny_t5):
         f"sys.argv = ['t5peek', 'params', {str(tiny_t5)!r}, '--weights']\n"
         "main()\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=_env())
-    deadline = time.time() + 120
-    line = ""
-    while time.time() < deadline and "LOADING" not in line:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            break
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr, process = _interrupt_when(script, "LOADING")
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stderr
@@ -79,16 +85,7 @@ def test_ctrl_c_during_generation_keeps_the_printed_steps():
         "sys.argv = ['t5peek', 'generate', '-m', 'demo', 'translate English to Spanish: the red house is small']\n"
         "main()\n"
     )
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env=_env())
-    deadline = time.time() + 120
-    line = ""
-    while time.time() < deadline and "STEPPING" not in line:
-        line = process.stderr.readline()
-        if not line and process.poll() is not None:
-            break
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr, process = _interrupt_when(script, "STEPPING")
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     assert "step 0" in stdout and "step 1" in stdout
