@@ -13,13 +13,13 @@ HELP = """See inside Hugging Face encoder-decoder models (T5, flan-t5, BART, Mar
 
 Examples:
 
-  t5peek info google/flan-t5-base        one-screen summary of a model
+  t5peek info google/flan-t5-base       a one-screen summary of a model
 
-  t5peek arch -m demo --depth 3           the module tree, repeated blocks collapsed
+  t5peek arch demo --depth 3            the module tree, repeated blocks collapsed
 
-  t5peek params google/flan-t5-xxl        exact parameter counts, without downloading weights
+  t5peek params google/flan-t5-xxl      exact counts, without downloading weights
 
-  t5peek trace -m demo "translate English to Spanish: the red house is small"
+  t5peek trace -m demo "translate English to German: the house is small"
 
   t5peek generate -m demo "translate English to Spanish: the red house is small"
 
@@ -28,7 +28,7 @@ Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 refused for safety, 130 inte
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 
 
 def _version(value: bool) -> None:

@@ -30,7 +30,7 @@ class Dtype(str, enum.Enum):
 
 MODEL_HELP = "Hub id (org/name), local folder, or 'demo' for the bundled model."
 
-ModelArg = Annotated[Optional[str], typer.Argument(help=MODEL_HELP, show_default=False, metavar="[MODEL]")]
+ModelArg = Annotated[Optional[str], typer.Argument(help=MODEL_HELP, show_default=False, metavar="MODEL")]
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP + f" [default: {DEFAULT_MODEL}]",
                                                  show_default=False)]
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.")]
@@ -44,7 +44,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Load even when the weig
                                         "memory available.")]
 DeviceMapOpt = Annotated[Optional[str], typer.Option("--device-map", help="'auto' splits the model over GPUs, "
                                                    "the CPU and disk with accelerate.")]
-MaxMemoryOpt = Annotated[Optional[list[str]], typer.Option("--max-memory", help="Memory per device for the split, "
+MaxMemoryOpt = Annotated[Optional[list[str]], typer.Option("--max-memory", metavar="DEVICE=SIZE", help="Memory per device for the split, "
                                                            "e.g. --max-memory 0=10GiB --max-memory cpu=30GB.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]

@@ -34,7 +34,8 @@ Examples:
 
 
 def generate_command(
-    prompt: Annotated[str, typer.Argument(help="The text to feed the encoder.", show_default=False)],
+    prompt: Annotated[str, typer.Argument(help="The text to feed the encoder.", show_default=False,
+                                          metavar="PROMPT")],
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="How many candidate next tokens to show per "
                                        "step (display only; the sampler's own top_k comes from the "
                                        "generation config).")] = 5,
