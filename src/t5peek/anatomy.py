@@ -13,23 +13,30 @@ POSITION = "position"
 SELF_ATTENTION = "self-attention"
 CROSS_ATTENTION = "cross-attention"
 FEED_FORWARD = "feed-forward"
+EXPERTS = "experts"  # the expert feed-forward networks of a mixture-of-experts layer (Switch Transformers)
 ROUTER = "router"
 NORM = "norm"
 LM_HEAD = "lm_head"
 OTHER = "other"
 
-ROLE_ORDER = (EMBEDDING, POSITION, SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD, ROUTER, NORM, LM_HEAD, OTHER)
+ROLE_ORDER = (EMBEDDING, POSITION, SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD, EXPERTS, ROUTER, NORM, LM_HEAD,
+              OTHER)
 
 # First match wins: norms and position biases live inside attention modules, so they are tested first.
+# BERT (EncoderDecoderModel's bert2bert) names its parts attention.self.query, attention.output.dense (self-attention),
+# crossattention.* (cross-attention), intermediate.dense and output.dense (feed-forward), and its LM head
+# cls.predictions.*, all of which the patterns below place.
 _ROLE_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
-    (LM_HEAD, re.compile(r"(^|\.)(lm_head|final_logits_bias)(\.|$)")),
-    (POSITION, re.compile(r"relative_attention_bias|embed_positions|position_embeddings|embed_positions")),
+    (LM_HEAD, re.compile(r"(^|\.)(lm_head|final_logits_bias|output_projection)(\.|$)|(^|\.)cls\.predictions(\.|$)")),
+    (POSITION, re.compile(r"relative_attention_bias|embed_positions|position_embeddings|relative_pos_embeddings")),
     (NORM, re.compile(r"layer_norm|layernorm|LayerNorm|(^|\.)ln_?\w*(\.|$)|(^|\.)norm(\.|$)")),
     (ROUTER, re.compile(r"(^|\.)router(\.|$)")),
-    (CROSS_ATTENTION, re.compile(r"EncDecAttention|encoder_attn|crossattention|cross_attn")),
+    (EXPERTS, re.compile(r"(^|\.)experts(\.|$)")),
+    (CROSS_ATTENTION, re.compile(r"EncDecAttention|encoder_attn|crossattention|cross_attn|cross_attention")),
     (SELF_ATTENTION, re.compile(r"SelfAttention|self_attn|(^|\.)attention(\.|$)|(^|\.)attn(\.|$)")),
-    (FEED_FORWARD, re.compile(r"DenseReluDense|(^|\.)(fc1|fc2|mlp|experts|intermediate|output|ffn)(\.|$)")),
-    (EMBEDDING, re.compile(r"(^|\.)(shared|embed_tokens|word_embeddings|embeddings)(\.|$)")),
+    (FEED_FORWARD, re.compile(r"DenseReluDense|(^|\.)(fc1|fc2|mlp|intermediate|output|ffn)(\.|$)")),
+    (EMBEDDING, re.compile(r"(^|\.)(shared|embed_tokens|word_embeddings|embeddings|embed_global|ngram_embeddings)"
+                           r"(\.|$)")),
 )
 
 _LAYER = re.compile(r"(?:^|\.)(?:block|layers|layer)\.(\d+)(?:\.|$)")
@@ -44,12 +51,13 @@ def role_of(name: str) -> str:
 
 
 def stack_of(name: str) -> str:
-    """encoder, decoder, or shared (embeddings and head that sit outside both stacks)."""
-    parts = name.split(".")
-    if "encoder" in parts:
-        return "encoder"
-    if "decoder" in parts:
-        return "decoder"
+    """encoder, decoder, or shared (embeddings and head that sit outside both stacks).
+
+    The outermost of the two names decides: EncoderDecoderModel's BERT decoder lives at `decoder.bert.encoder.layer.0`.
+    """
+    for part in name.split("."):
+        if part in ("encoder", "decoder"):
+            return part
     return "shared"
 
 
@@ -68,9 +76,36 @@ FAMILIES = {
     "prophetnet": "other", "encoder-decoder": "composite",
 }
 
+# Commands that do not support a family yet: model_type → command → why. Each such command stops with a one-line
+# usage error (exit 2) through check_supported().
+UNSUPPORTED: dict[str, dict[str, str]] = {
+    "prophetnet": {
+        "trace": "ProphetNet's decoder predicts n future tokens in parallel streams, which the step-by-step trace "
+                 "does not follow",
+        "generate": "ProphetNet's decoder predicts n future tokens in parallel streams, which step-by-step decoding "
+                    "does not follow",
+    },
+}
+
+
+def check_supported(model_type: str | None, command: str, name: str) -> None:
+    """Raise UnsupportedModel (exit 2) when `command` does not support this model_type yet."""
+    reason = UNSUPPORTED.get(model_type or "", {}).get(command)
+    if reason:
+        from t5peek.errors import UnsupportedModel
+
+        raise UnsupportedModel(f"t5peek {command} does not support {model_type} models like '{name}' yet: {reason}.")
+
+
 # Families whose parameter count t5peek derives from the checkpoint headers alone; the others
 # build the model on the meta device (exact too, just slower).
-HEADER_COUNTED = {"t5", "mt5", "umt5", "longt5", "bart", "mbart", "pegasus", "plbart"}
+HEADER_COUNTED = {"t5", "mt5", "umt5", "longt5", "switch_transformers", "bart", "mbart", "pegasus", "plbart",
+                  "m2m_100", "blenderbot", "led"}
+
+# Where each header-counted family keeps its shared embedding (BART-style models wrap it in `model.` or `led.`).
+_T5_STYLE = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
+_BART_STYLE = {"bart": "model", "mbart": "model", "pegasus": "model", "plbart": "model", "m2m_100": "model",
+               "blenderbot": "model", "led": "led"}
 
 # Tensors stored in checkpoints that are buffers, not parameters.
 STORED_BUFFERS = {"final_logits_bias"}
@@ -78,17 +113,18 @@ STORED_BUFFERS = {"final_logits_bias"}
 
 def tied_weights(model_type: str, raw_config: dict) -> dict[str, str]:
     """target → source tensor names that transformers ties, for the header-counted families."""
-    if model_type in {"t5", "mt5", "umt5", "longt5"}:
+    if model_type in _T5_STYLE:
         # transformers 5 forces tie_word_embeddings=True for the whole T5 family; an untied lm_head is
         # kept apart only when the checkpoint stores different values for it.
         return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight",
                 "lm_head.weight": "shared.weight"}
-    if model_type in {"bart", "mbart", "pegasus", "plbart"}:
+    if model_type in _BART_STYLE:
         if raw_config.get("tie_word_embeddings", True) is False:
             return {}
-        return {"model.encoder.embed_tokens.weight": "model.shared.weight",
-                "model.decoder.embed_tokens.weight": "model.shared.weight",
-                "lm_head.weight": "model.shared.weight"}
+        base = _BART_STYLE[model_type]
+        return {f"{base}.encoder.embed_tokens.weight": f"{base}.shared.weight",
+                f"{base}.decoder.embed_tokens.weight": f"{base}.shared.weight",
+                "lm_head.weight": f"{base}.shared.weight"}
     return {}
 
 
@@ -105,9 +141,10 @@ CONFIG_KEYS = {
     "heads": ("num_heads", "encoder_attention_heads", "num_attention_heads"),
     "decoder_heads": ("num_heads", "decoder_attention_heads", "num_attention_heads"),
     "d_ff": ("d_ff", "encoder_ffn_dim", "intermediate_size"),
-    "activation": ("feed_forward_proj", "activation_function", "hidden_act"),
-    "vocab_size": ("vocab_size",),
-    "max_positions": ("max_position_embeddings", "n_positions"),
+    "activation": ("feed_forward_proj", "activation_function", "hidden_act", "dense_act_fn"),
+    "vocab_size": ("vocab_size", "tgt_vocab_size"),
+    "max_positions": ("max_position_embeddings", "n_positions", "max_encoder_position_embeddings"),
+    "decoder_max_positions": ("max_decoder_position_embeddings", "max_position_embeddings", "n_positions"),
 }
 
 

@@ -121,8 +121,35 @@ class CacheShape:
 
 @dataclass(frozen=True)
 class AttentionShape:
-    kind: str  # "self" or "cross"
-    shape: tuple[int, ...]  # [batch, heads, query_len, key_len]
+    """The attention weights of one attention call.
+
+    kind "self" or "cross": [batch, heads, query_len, key_len]. Encoders with sparse attention return their own
+    layouts, kept as they are:
+    "local" (LED's sliding window): [batch, query_len, heads, window + 1 (+ global tokens)];
+    "local" (LongT5 local): [batch, blocks, heads, block_len, 3 * block_len];
+    "transient-global" (LongT5): [batch, blocks, heads, block_len, 3 * block_len + global blocks].
+    """
+
+    kind: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a mixture-of-experts router sent each token: one entry per token of the call.
+
+    Top-1 routing (Switch Transformers) fills `experts`; top-2 routing (NLLB-MoE) adds each token's second expert.
+    """
+
+    num_experts: int
+    experts: tuple[int, ...]  # the (first) expert of each token; -1 when that expert was full (token dropped)
+    probabilities: tuple[float, ...]  # the router's weight for that expert
+    second: tuple[int, ...] = ()  # top-2 routing: the second expert of each token, -1 when none
+
+    def counts(self) -> tuple[int, ...]:
+        """Tokens per expert (a token sent to two experts counts for both)."""
+        chosen = self.experts + self.second
+        return tuple(sum(1 for e in chosen if e == expert) for expert in range(self.num_experts))
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,7 @@ class TraceRecord:
     finished: int  # global completion order, across phases
     attention: AttentionShape | None = None
     stats: dict | None = None  # output name → TensorStats, with --stats
+    routing: Routing | None = None  # mixture-of-experts routers: the expert each token went to
 
 
 @dataclass(frozen=True)
@@ -234,7 +262,7 @@ class TraceReport:
 
 def _json_record(record: dict) -> dict:
     order = ("index", "module", "cls", "role", "level", "parent", "input_shapes", "output_shapes", "attention",
-             "dtype", "device", "time_ms", "finished", "stats")
+             "routing", "dtype", "device", "time_ms", "finished", "stats")
     return {("class" if key == "cls" else key): record[key] for key in order}
 
 
@@ -295,7 +323,7 @@ _OUTSIDE_BLOCK_ROLES = {anatomy.EMBEDDING, anatomy.POSITION, anatomy.NORM, anato
 
 def select_modules(model, depth: int | None) -> dict[str, object]:
     """path → module to hook: those at most `depth` levels deep, or the block view when depth is None."""
-    return {path: ref() for ref, path, _, _ in hook_plan(model, depth).targets}
+    return {target[1]: target[0]() for target in hook_plan(model, depth).targets}
 
 
 @dataclass(frozen=True)
@@ -305,7 +333,7 @@ class HookPlan:
     Modules are held by weak reference, so that a cached plan never keeps its model alive.
     """
 
-    targets: tuple  # (weakref to the module, path, role, positional argument names)
+    targets: tuple  # (weakref to the module, path, role, positional argument names, output_attentions position)
     cross_kv: tuple  # weakrefs to the cross-attention key/value projections, counted to show they run once
     fingerprint: tuple
 
@@ -344,11 +372,30 @@ def _build_plan(model, depth: int | None, fingerprint: tuple) -> HookPlan:
         if depth is not None and level > depth:
             continue
         role = MODEL if path == "" else BLOCK if path in blocks else STACK if path in holders else roles[path]
-        targets.append((weakref.ref(module), path, role, _positional_names(module)))
+        names = _positional_names(module)
+        targets.append((weakref.ref(module), path, role, names, _weights_flag(module, role, names)))
     cross_kv = tuple(weakref.ref(module) for path, (module, _) in levels.items()
                      if path.rpartition(".")[2] in _KV_NAMES and roles[path] == anatomy.CROSS_ATTENTION
                      and isinstance(module, torch.nn.Linear))
     return HookPlan(tuple(targets), cross_kv, fingerprint)
+
+
+def _weights_flag(module, role: str, names: tuple[str, ...]) -> int | None:
+    """Where `output_attentions` sits among the positional arguments of an attention module that returns its weights
+    only when asked (LED, LongT5's local and transient-global attention), or None for every other module.
+
+    Those modules get output_attentions=True from the pre-hook, so that their weights exist to be measured; their
+    callers ignore the extra output (the model's result is unchanged).
+    """
+    if role not in (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION):
+        return None
+    try:
+        parameters = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        return None
+    if "output_attentions" not in parameters:
+        return None
+    return names.index("output_attentions") if "output_attentions" in names else len(names)
 
 
 def _in_block_view(path: str, roles: dict, blocks: set, holders: set) -> bool:
@@ -356,11 +403,10 @@ def _in_block_view(path: str, roles: dict, blocks: set, holders: set) -> bool:
         return True
     role = roles[path]
     block = block_path(path)
-    if block is None:
-        return role in _OUTSIDE_BLOCK_ROLES
-    if role not in _BLOCK_VIEW_ROLES:
+    if role not in (_OUTSIDE_BLOCK_ROLES if block is None else _BLOCK_VIEW_ROLES):
         return False
-    # The outermost module of its role inside the block: SelfAttention, not SelfAttention.q.
+    # The outermost module of its role: SelfAttention, not SelfAttention.q; BERT's cls.predictions (the LM head),
+    # not cls.predictions.transform.dense.
     parent = path.rpartition(".")[0]
     while parent and parent != block:
         if roles.get(parent) == role:
@@ -441,15 +487,26 @@ def _layer_shapes(cache) -> tuple[CacheLayerShape, ...]:
     return tuple(shapes)
 
 
-def _output_names(module, role: str, output: tuple) -> list[str]:
+def _output_names(module, role: str, output: tuple, weights_at: int | None = None) -> list[str]:
     """Readable names for the items of a tuple output, where the family's code says what they are."""
     n = len(output)
     cls = type(module).__name__
-    if n and role in (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION) and _is_weights(output[-1]):
-        if n == 2:
-            return ["output", "weights"]
-        if n == 3 and hasattr(module, "has_relative_attention_bias"):
-            return ["output", "position_bias", "weights"]
+    if weights_at is not None:
+        names = [f"[{i}]" for i in range(n)]
+        names[0] = "output"
+        names[weights_at] = "weights"
+        if weights_at == 2 and _relative_position_module(module):
+            names[1] = "position_bias"
+        for i in range(1, n):
+            if names[i].startswith("[") and _is_cache(output[i]):
+                names[i] = "past_key_values"
+        if weights_at == 1 and n == 3 and _is_weights(output[2]) and _sliding_window(module):
+            names[2] = "global_weights"  # LED with global tokens: [batch, heads, global tokens, sequence]
+        if weights_at == 2 and isinstance(output[2], dict):
+            names[1] = "global_states"  # Pegasus-X's global tokens
+        return names
+    if role == anatomy.ROUTER and n == 3:
+        return ["dispatch", "probability", "router_logits"]
     if n == 3 and cls.endswith(("LayerSelfAttention", "LayerCrossAttention")):
         return ["hidden_states", "position_bias", "weights"]
     if n == 3 and cls.endswith("Block") and hasattr(module, "layer"):
@@ -459,6 +516,82 @@ def _output_names(module, role: str, output: tuple) -> list[str]:
 
 def _is_weights(value) -> bool:
     return hasattr(value, "dim") and value.dim() == 4
+
+
+def _is_cache(value) -> bool:
+    return hasattr(value, "get_seq_length") or hasattr(value, "self_attention_cache")
+
+
+def _relative_position_module(module) -> bool:
+    """T5-style attention, whose outputs are (output, position_bias, weights)."""
+    return hasattr(module, "has_relative_attention_bias")
+
+
+def _sliding_window(module) -> bool:
+    """LED / Longformer encoder attention (a sliding window, plus optional global tokens)."""
+    return hasattr(module, "longformer_self_attn") or hasattr(module, "one_sided_attn_window_size")
+
+
+def attention_weights(module, role: str, output: tuple) -> tuple[int, AttentionShape] | None:
+    """Which item of an attention module's tuple output holds its weights, and their kind and shape.
+
+    T5-style modules return (output, position_bias, weights), umT5's (output, weights); the others (BART, BERT, LED,
+    ...) return (output, weights, ...). A module that computed no weights (sdpa, or not asked) returns None there.
+    """
+    relative = hasattr(module, "block_len") or (_relative_position_module(module) and len(output) >= 3)
+    index = 2 if relative else 1
+    if len(output) <= index:
+        return None
+    weights = output[index]
+    if isinstance(output[-1], dict) and hasattr(output[-1].get("local"), "dim"):
+        # Pegasus-X: (output, global tokens' states, {"global": [batch, heads, globals, globals + seq],
+        # "local": [batch, heads, blocks, block, globals + block]}); its block-local weights stand for it
+        return len(output) - 1, AttentionShape("local", tuple(output[-1]["local"].shape))
+    if not hasattr(weights, "dim"):
+        return None
+    if hasattr(module, "block_len") and weights.dim() == 5:  # LongT5: [batch, blocks, heads, block, keys]
+        kind = "transient-global" if hasattr(module, "global_block_size") else "local"
+        return index, AttentionShape(kind, tuple(weights.shape))
+    if weights.dim() != 4:
+        return None
+    if _sliding_window(module):  # LED: [batch, query, heads, window + 1 (+ global)]
+        return index, AttentionShape("local", tuple(weights.shape))
+    kind = "cross" if role == anatomy.CROSS_ATTENTION else "self"
+    return index, AttentionShape(kind, tuple(weights.shape))
+
+
+def routing_of(output) -> Routing | None:
+    """The expert each token went to, from a mixture-of-experts router's output.
+
+    Switch Transformers' router returns (dispatch mask [batch, tokens, experts] one-hot, zero where the chosen expert
+    was already full; probability of the chosen expert [batch, tokens, 1]; router logits). NLLB-MoE's top-2 router
+    returns (first-expert mask [tokens, experts]; combine weights [tokens, experts], non-zero for both experts;
+    router logits). Batch item 0 is read; a few numbers per token are copied to the host.
+    """
+    if not isinstance(output, tuple) or len(output) < 2:
+        return None
+    dispatch, probability = output[0], output[1]
+    if not (hasattr(dispatch, "dim") and hasattr(probability, "dim")) or dispatch.dim() not in (2, 3):
+        return None
+    if dispatch.dim() == 3:
+        dispatch = dispatch[0]
+        probability = probability[0]
+    num_experts = int(dispatch.shape[-1])
+    chosen = dispatch.argmax(dim=-1)
+    chosen = chosen.masked_fill(dispatch.sum(dim=-1) == 0, -1)
+    second = None
+    if probability.shape[-1] == num_experts and num_experts > 1:  # combine weights: one column per expert
+        weights = probability.float()
+        probability = weights.gather(-1, chosen.clamp(min=0).unsqueeze(-1)) * (chosen >= 0).unsqueeze(-1)
+        others = weights.scatter(-1, chosen.clamp(min=0).unsqueeze(-1), 0.0)
+        best, index = others.max(dim=-1)
+        second = index.masked_fill(best <= 0, -1)
+    probability = probability.reshape(-1).float()
+    if probability.numel() != chosen.numel():
+        return None
+    return Routing(num_experts, tuple(int(e) for e in chosen.tolist()),
+                   tuple(float(p) for p in probability.tolist()),
+                   tuple(int(e) for e in second.tolist()) if second is not None else ())
 
 
 def tensor_stats(tensors: dict) -> dict[str, TensorStats]:
@@ -492,7 +625,7 @@ class _Entry:
     """A record while its module runs (mutable; frozen into a TraceRecord when its phase ends)."""
 
     __slots__ = ("module_id", "path", "cls", "role", "level", "parent", "inputs", "outputs", "dtype", "device",
-                 "start", "time", "finished", "attention", "stats", "index")
+                 "start", "time", "finished", "attention", "stats", "index", "routing")
 
 
 class Tracer:
@@ -533,10 +666,10 @@ class Tracer:
             self._modes = [module for module in modules if module.training]
             for module in self._modes:
                 module.training = False
-            for ref, path, role, names in plan.targets:
+            for ref, path, role, names, weights_flag in plan.targets:
                 module = ref()
-                self._handles.append(module.register_forward_pre_hook(self._pre_hook(path, role, names),
-                                                                      with_kwargs=True))
+                self._handles.append(module.register_forward_pre_hook(
+                    self._pre_hook(path, role, names, weights_flag), with_kwargs=True))
                 self._handles.append(module.register_forward_hook(self._post_hook(role)))
             for ref in plan.cross_kv:
                 self._handles.append(ref().register_forward_hook(self._count_cross_kv))
@@ -581,7 +714,7 @@ class Tracer:
 
     # -- the hooks themselves: shapes and times only
 
-    def _pre_hook(self, path: str, role: str, names: tuple[str, ...]):
+    def _pre_hook(self, path: str, role: str, names: tuple[str, ...], weights_flag: int | None = None):
         describe = None
         cls = None
 
@@ -612,8 +745,13 @@ class Tracer:
             entry.time = None
             entry.attention = None
             entry.stats = None
+            entry.routing = None
             entries.append(entry)
             stack.append(entry)
+            if weights_flag is not None and len(args) <= weights_flag and not kwargs.get("output_attentions"):
+                kwargs = dict(kwargs, output_attentions=True)
+                entry.start = time.perf_counter()
+                return args, kwargs
             entry.start = time.perf_counter()
             return None
 
@@ -621,6 +759,7 @@ class Tracer:
 
     def _post_hook(self, role: str):
         is_attention = role in (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION)
+        is_router = role == anatomy.ROUTER
 
         def hook(module, args, output):
             end = time.perf_counter()
@@ -638,14 +777,16 @@ class Tracer:
             first: list = []
             tensors: dict = {}
             if isinstance(output, tuple) and not hasattr(output, "keys"):
-                names = _output_names(module, role, output)
+                found = attention_weights(module, role, output) if is_attention else None
+                names = _output_names(module, role, output, found[0] if found else None)
                 for name, value in zip(names, output):
                     self._describer.describe(value, name, outputs, first)
                     if self.stats and hasattr(value, "is_floating_point"):
                         tensors[name] = value
-                if is_attention and len(output) >= 2 and _is_weights(output[-1]):
-                    kind = "cross" if role == anatomy.CROSS_ATTENTION else "self"
-                    entry.attention = AttentionShape(kind, tuple(output[-1].shape))
+                if found is not None:
+                    entry.attention = found[1]
+                if is_router:
+                    entry.routing = routing_of(output)
             else:
                 self._describer.describe(output, "output" if hasattr(output, "shape") else "", outputs, first)
                 if self.stats:
@@ -681,7 +822,7 @@ def _freeze(entry: _Entry) -> TraceRecord:
     return TraceRecord(index=entry.index, module=entry.path, cls=entry.cls, role=entry.role, level=entry.level,
                        parent=entry.parent, input_shapes=entry.inputs, output_shapes=entry.outputs,
                        dtype=entry.dtype, device=entry.device, time_ms=entry.time, finished=entry.finished,
-                       attention=entry.attention, stats=entry.stats)
+                       attention=entry.attention, stats=entry.stats, routing=entry.routing)
 
 
 # ---------------------------------------------------------------------------------------------- the two views
@@ -741,16 +882,19 @@ def _tokens(tokenizer, ids) -> tuple[str, ...]:
 def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = None, target_ids=None,
                   steps: int = 3, stats: bool = False, tokenizer=None, model_name: str | None = None,
                   prompt: str = "", target: str | None = None, explain: bool = False,
-                  stop_at_eos: bool = True) -> TraceReport:
+                  stop_at_eos: bool = True, global_attention_mask=None) -> TraceReport:
     """Run the model under hooks and return what ran.
 
     With `target_ids` (the labels, shape [1, T]): teacher forcing, one forward pass of encoder and decoder.
     Without: the encoder once, then up to `steps` greedy decoder steps with a KV cache.
     Usable without the CLI (benchmarks call it directly); the model should be loaded with eager attention
     for attention weight shapes to exist. `stop_at_eos=False` runs all `steps` even past end-of-sequence.
+    `global_attention_mask` (LED only, shape [1, S], 1 = global) gives those tokens global attention in the encoder;
+    the encoder's attention records then hold the global weights too.
     """
     import torch
 
+    anatomy.check_supported(getattr(model.config, "model_type", None), "trace", model_name or type(model).__name__)
     if depth is not None and depth < 0:
         raise ValueError("depth must be 0 or more")
     if steps < 0:
@@ -766,11 +910,13 @@ def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = 
     dtype = str(param.dtype).removeprefix("torch.") if param is not None else "?"
     device = str(param.device) if param is not None else "?"
     extra: dict = {}
+    encoder_extra = {} if global_attention_mask is None else {"global_attention_mask": global_attention_mask}
     with Tracer(model, depth=depth, stats=stats) as tracer, torch.no_grad():
         if target_ids is not None:
-            extra = _teacher_forcing(model, tracer, input_ids, attention_mask, target_ids, tokenizer)
+            extra = _teacher_forcing(model, tracer, input_ids, attention_mask, target_ids, tokenizer, encoder_extra)
         else:
-            extra = _generation(model, tracer, input_ids, attention_mask, steps, tokenizer, stop_at_eos)
+            extra = _generation(model, tracer, input_ids, attention_mask, steps, tokenizer, stop_at_eos,
+                                encoder_extra)
             if steps and len(extra["steps"]) < steps:
                 notes.append(f"generation stopped at the end-of-sequence token after {len(extra['steps'])} "
                              f"step(s) of {steps} asked.")
@@ -784,11 +930,16 @@ def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = 
                        notes=tuple(notes), **extra)
 
 
-def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, tokenizer) -> dict:
+def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, tokenizer,
+                     encoder_extra: dict | None = None) -> dict:
+    import warnings
+
     decoder_input_ids = shift_right(model, labels)
-    with tracer.phase("encoder + decoder, one forward pass (teacher forcing)", "forward"):
+    with tracer.phase("encoder + decoder, one forward pass (teacher forcing)", "forward"), warnings.catch_warnings():
+        # EncoderDecoderModel warns whenever decoder_input_ids come with labels; here they are its own shift.
+        warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
         output = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                       labels=labels, use_cache=False)
+                       labels=labels, use_cache=False, **(encoder_extra or {}))
     label_ids = [int(i) for i in labels[0].tolist()]
     dec_ids = [int(i) for i in decoder_input_ids[0].tolist()]
     predicted = [int(i) for i in output.logits[0].argmax(-1).tolist()]
@@ -800,11 +951,12 @@ def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, t
 
 
 def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, tokenizer,
-                stop_at_eos: bool = True) -> dict:
+                stop_at_eos: bool = True, encoder_extra: dict | None = None) -> dict:
     import torch
 
     with tracer.phase("encoder, runs once", "encoder"):
-        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
+                                              **(encoder_extra or {}))
     cache = new_cache()
     eos = eos_ids(model)
     next_id = decoder_start_id(model)
@@ -864,9 +1016,12 @@ def position_limit(raw_config: dict, tokenizer) -> tuple[int | None, str]:
     """
     model_type = raw_config.get("model_type")
     if anatomy.FAMILIES.get(model_type) != "t5":
-        value = raw_config.get("max_position_embeddings")
-        if isinstance(value, int) and value > 0:
-            return value, "max_position_embeddings in config.json"
+        encoder = raw_config.get("encoder")
+        config = encoder if isinstance(encoder, dict) else raw_config  # EncoderDecoderModel nests the encoder's config
+        for key in anatomy.CONFIG_KEYS["max_positions"]:  # LED: max_encoder_position_embeddings
+            value = config.get(key)
+            if isinstance(value, int) and value > 0:
+                return value, ("the encoder's " if config is encoder else "") + f"{key} in config.json"
     value = getattr(tokenizer, "model_max_length", None)
     if isinstance(value, int) and 0 < value <= _SANE_MAX_LENGTH:
         return value, "the tokenizer's model_max_length"

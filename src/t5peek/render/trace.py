@@ -7,8 +7,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from t5peek import anatomy
 from t5peek.render.arch import ROLE_STYLES
-from t5peek.trace import (EXPLANATIONS, MODEL, STACK, VIEW_NOTES, CacheShape, DecodeStep, Phase, TraceRecord,
+from t5peek.trace import (EXPLANATIONS, MODEL, STACK, VIEW_NOTES, CacheShape, DecodeStep, Phase, Routing, TraceRecord,
                           TraceReport, explanation_key)
 
 # Short names for the arguments and outputs that recur on every row; --json keeps the full names.
@@ -19,9 +20,10 @@ SHORT_NAMES = {
     "past_key_values": "cache", "input_ids": "ids", "decoder_input_ids": "dec_ids",
     "encoder_outputs.last_hidden_state": "enc_out", "encoder_last_hidden_state": "enc_out",
     "last_hidden_state": "hidden", "position_ids": "pos_ids", "input": "", "output": "", "weights": "attn",
+    "global_weights": "global attn", "router_logits": "logits", "probability": "p",
 }
 _UNNAMED_WHEN_ALONE = {"hidden_states", "input", "output", "input_ids", "hidden"}
-_STYLES = dict(ROLE_STYLES, block="bold", stack="bold", model="bold")
+_STYLES = dict(ROLE_STYLES, block="bold", stack="bold", model="bold", experts="yellow")
 _MAX_TOKENS_SHOWN = 64
 _MAX_ROWS_SHOWN = 48
 
@@ -33,6 +35,10 @@ def render_trace(report: TraceReport, console: Console) -> None:
     explained: set[str] = set()
     for phase in report.phases:
         _phase(report, phase, console, explained)
+    if any(record.routing is not None for phase in report.phases for record in phase.records):
+        console.print(Text("mixture of experts: each router sends every token to one expert (top-1; 'a+b': to two, "
+                           "top-2), whose feed-forward alone runs on it; '–' marks a token whose expert was full (over "
+                           "capacity): it skips the feed-forward and keeps only the residual.", style="dim"))
     if report.view == "generation":
         _steps_table(report, console)
     if report.first_nonfinite is not None:
@@ -112,8 +118,46 @@ def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[s
             explained.add(key)
             table.add_row(Text("  " * record.level + "ℹ " + key.split(":")[0], style="cyan"), "",
                           Text(EXPLANATIONS[key], style="italic"), "")
-        table.add_row(module_cell, class_cell, _shapes_cell(record, shapes_width), f"{record.time_ms:.2f}")
+        shapes = _shapes_cell(record, shapes_width)
+        if record.routing is not None:
+            shapes.append_text(_routing_text(record.routing, _record_tokens(report, phase, record)))
+        table.add_row(module_cell, class_cell, shapes, f"{record.time_ms:.2f}")
     console.print(table)
+
+
+def _record_tokens(report: TraceReport, phase: Phase, record: TraceRecord) -> tuple[str, ...]:
+    """The tokens a record's call ran on: the prompt in the encoder, the fed token(s) in the decoder."""
+    if anatomy.stack_of(record.module) == "encoder":
+        return report.tokens
+    if phase.kind == "step":
+        step = next((s for s in report.steps if s.step == phase.step), None)
+        return (step.input_token,) if step is not None else ()
+    if phase.kind == "forward":
+        return report.decoder_input_tokens
+    return ()
+
+
+def _routing_text(routing: Routing, tokens: tuple[str, ...]) -> Text:
+    """Each token and the expert it went to, then how many tokens each expert got."""
+    text = Text("\nexpert per token: ", style="yellow")
+    named = len(tokens) == len(routing.experts)
+    shown = min(len(routing.experts), _MAX_TOKENS_SHOWN)
+    for i in range(shown):
+        if i:
+            text.append("  ")
+        expert = routing.experts[i]
+        text.append(f"{tokens[i] if named else f'#{i}'}→")
+        text.append(str(expert) if expert >= 0 else "–", style="bold yellow" if expert >= 0 else "bold red")
+        if routing.second and routing.second[i] >= 0:
+            text.append(f"+{routing.second[i]}", style="yellow")
+    if len(routing.experts) > shown:
+        text.append(f"  … {len(routing.experts) - shown} more", style="dim")
+    if len(routing.experts) > 1:
+        counts = "  ".join(f"{expert}: {count}" for expert, count in enumerate(routing.counts()))
+        dropped = sum(1 for e in routing.experts if e < 0)
+        text.append(f"\ntokens per expert: {counts}" + (f"; {dropped} over capacity" if dropped else ""),
+                    style="dim")
+    return text
 
 
 def _phase_detail(report: TraceReport, phase: Phase) -> str:
