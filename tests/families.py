@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from t5peek import anatomy
+
 COMMANDS = ("info", "arch", "params", "trace", "generate")
 
 
@@ -360,6 +362,8 @@ FAMILIES: tuple[Family, ...] = (
     Family("encoder-decoder (bert2bert)", "encoder-decoder", build_bert2bert, 10,
            "patrickvonplaten/bert2bert_cnn_daily_mail", "EncoderDecoderModel: the cross-attention sits inside the "
            "decoder's BERT layers"),
+    Family("prophetnet", "prophetnet", build_prophetnet, 0, "microsoft/prophetnet-large-uncased",
+           unsupported=dict(anatomy.UNSUPPORTED["prophetnet"])),
 )
 
 

@@ -135,11 +135,11 @@ def head_declared_untied(raw_config: dict) -> bool:
 
 # Config keys differ between families; each summary field reads the first key present.
 CONFIG_KEYS = {
-    "encoder_layers": ("num_layers", "encoder_layers", "num_hidden_layers"),
+    "encoder_layers": ("num_layers", "encoder_layers", "num_encoder_layers", "num_hidden_layers"),
     "decoder_layers": ("num_decoder_layers", "decoder_layers", "num_layers", "num_hidden_layers"),
     "d_model": ("d_model", "hidden_size"),
-    "heads": ("num_heads", "encoder_attention_heads", "num_attention_heads"),
-    "decoder_heads": ("num_heads", "decoder_attention_heads", "num_attention_heads"),
+    "heads": ("num_heads", "encoder_attention_heads", "num_encoder_attention_heads", "num_attention_heads"),
+    "decoder_heads": ("num_heads", "decoder_attention_heads", "num_decoder_attention_heads", "num_attention_heads"),
     "d_ff": ("d_ff", "encoder_ffn_dim", "intermediate_size"),
     "activation": ("feed_forward_proj", "activation_function", "hidden_act", "dense_act_fn"),
     "vocab_size": ("vocab_size", "tgt_vocab_size"),

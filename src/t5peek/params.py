@@ -162,7 +162,7 @@ def _by_component(tensors: list[Tensor], total: int) -> tuple[ParamRow, ...]:
             loose = [t for t in members if t.role == role and t.layer is None]
             if loose:
                 count = sum(t.numel for t in loose)
-                label = f"{stack} {'final norm' if role == anatomy.NORM else _role_label(role, loose)}"
+                label = f"{stack} {_loose_label(role, loose)}"
                 rows.append(ParamRow(label, count, 100 * count / total, note=_tie_note(loose)))
     return tuple(rows)
 
@@ -173,6 +173,18 @@ def _role_label(role: str, members: list[Tensor]) -> str:
             return "relative position bias"
         return "position embeddings"
     return role
+
+
+def _loose_label(role: str, members: list[Tensor]) -> str:
+    """Tensors of a stack that sit outside its blocks: the final norm, the embedding norm, ..."""
+    if role == anatomy.NORM:
+        names = [t.name for t in members]
+        if all("embedding" in name for name in names):
+            return "embedding norm"
+        if any("embedding" in name for name in names):
+            return "embedding and final norms"
+        return "final norm"
+    return _role_label(role, members)
 
 
 def _outside_label(role: str, members: list[Tensor]) -> str:
@@ -260,8 +272,12 @@ def count(model: str, raw_config: dict, checkpoint: CheckpointIndex | None, by: 
     tensors = tensors_from_model(meta)
     if has_headers:
         stored = set(checkpoint.tensors)
+        import re
+
+        ignored = [re.compile(p) for p in getattr(meta, "_keys_to_ignore_on_load_missing", None) or []]
         unstored = tuple(sorted(t.name for t in tensors if t.name not in stored
-                                and not any(n in stored for n in t.tied_names)))
+                                and not any(n in stored for n in t.tied_names)
+                                and not any(p.search(t.name) for p in ignored)))
         if unstored:
             notes.append(f"{len(unstored)} parameter tensors are not in the checkpoint and would stay random")
         return report(model, model_type, raw_config, tensors, by, "meta model, tying checked against headers",

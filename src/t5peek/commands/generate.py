@@ -80,7 +80,7 @@ def generate_command(
     def body() -> None:
         from dataclasses import replace
 
-        from t5peek import loading, placement
+        from t5peek import anatomy, loading, placement
         from t5peek.errors import UsageError
 
         memory = placement.parse_max_memory(max_memory)
@@ -89,6 +89,7 @@ def generate_command(
         out = Output(common.json, common.debug)
         resolved = loading.resolve_model(common.model, common.revision, common.offline)
         raw = loading.read_config(resolved)
+        anatomy.check_supported(raw["model_type"], "generate", common.model)
         shown_top_k = check_against_config(raw, common.model, top_k, max_new_tokens, layer, out)
 
         # The tokenizer comes before the weights, so that a prompt too long for the model fails fast.
@@ -210,10 +211,10 @@ def check_against_config(raw: dict, name: str, top_k: int, max_new_tokens, layer
     layers = anatomy.config_value(raw, "decoder_layers")
     if layer is not None and isinstance(layers, int) and layer >= layers:
         raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")
-    positions = raw.get("max_position_embeddings")
+    positions = anatomy.config_value(_decoder_config(raw), "decoder_max_positions")
     if isinstance(positions, int) and max_new_tokens is not None and max_new_tokens + 1 > positions:
         raise UsageError(f"--max-new-tokens {max_new_tokens} needs {max_new_tokens + 1} decoder positions; "
-                         f"'{name}' has {positions} (max_position_embeddings).")
+                         f"'{name}' has {positions}.")
     vocab = raw.get("vocab_size")
     if isinstance(vocab, int) and top_k > vocab:
         out.warn(f"--top-k {top_k} is more than the vocabulary of {vocab:,} tokens; showing all of them.")
@@ -226,10 +227,21 @@ def check_length(raw: dict, name: str, length: int) -> None:
 
     if length == 0:
         raise UsageError("The prompt is empty after tokenization.")
-    positions = raw.get("max_position_embeddings")
+    from t5peek import anatomy
+
+    positions = anatomy.config_value(_encoder_config(raw), "max_positions")
     if isinstance(positions, int) and length > positions:
-        raise UsageError(f"The prompt is {length:,} tokens long; '{name}' reads at most {positions:,} "
-                         "(max_position_embeddings). Shorten the prompt.")
+        raise UsageError(f"The prompt is {length:,} tokens long; '{name}' reads at most {positions:,}. "
+                         "Shorten the prompt.")
+
+
+def _encoder_config(raw: dict) -> dict:
+    """The part of config.json that describes the encoder (EncoderDecoderModel nests it)."""
+    return raw["encoder"] if isinstance(raw.get("encoder"), dict) else raw
+
+
+def _decoder_config(raw: dict) -> dict:
+    return raw["decoder"] if isinstance(raw.get("decoder"), dict) else raw
 
 
 def requested_settings(model, raw: dict, prompt: str, max_new_tokens, num_beams, sample, temperature, top_p,

@@ -63,7 +63,7 @@ def trace_command(
     def body() -> None:
         from dataclasses import replace
 
-        from t5peek import loading, placement
+        from t5peek import anatomy, loading, placement
         from t5peek.errors import UsageError
         from t5peek.render.trace import render_trace
         from t5peek.trace import trace_forward
@@ -74,6 +74,7 @@ def trace_command(
         out = Output(common.json, common.debug)
         resolved = loading.resolve_model(common.model, common.revision, common.offline)
         raw = loading.read_config(resolved)
+        anatomy.check_supported(raw["model_type"], "trace", common.model)
         loading.quiet_libraries()
 
         tokenizer = None

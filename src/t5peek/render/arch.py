@@ -10,7 +10,7 @@ from t5peek.arch import ArchReport, ModuleNode
 from t5peek.render.common import human_count
 
 ROLE_STYLES = {"embedding": "cyan", "position": "cyan", "self-attention": "green", "cross-attention": "magenta",
-               "feed-forward": "yellow", "router": "yellow", "norm": "dim", "lm_head": "blue"}
+               "feed-forward": "yellow", "experts": "yellow", "router": "yellow", "norm": "dim", "lm_head": "blue"}
 
 
 def render_arch(report: ArchReport, console: Console, show_shapes: bool = True) -> None:
