@@ -68,7 +68,7 @@ def test_html_into_a_missing_folder(tiny_t5, no_weights, tmp_path):
 def test_prompt_longer_than_bart_positions(tiny_bart, no_weights):
     long_prompt = " ".join(["the red house is small"] * 14)  # 70 words, 72 tokens > 64 positions
     result = run_cli("generate", long_prompt, "-m", tiny_bart)
-    assert_one_line_usage_error(result, "72 tokens long", "at most 64", "max_position_embeddings")
+    assert_one_line_usage_error(result, "72 tokens long", "at most 64 positions")
 
 
 def test_max_new_tokens_beyond_bart_positions(tiny_bart, no_weights):

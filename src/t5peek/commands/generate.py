@@ -231,8 +231,8 @@ def check_length(raw: dict, name: str, length: int) -> None:
 
     positions = anatomy.config_value(_encoder_config(raw), "max_positions")
     if isinstance(positions, int) and length > positions:
-        raise UsageError(f"The prompt is {length:,} tokens long; '{name}' reads at most {positions:,}. "
-                         "Shorten the prompt.")
+        raise UsageError(f"The prompt is {length:,} tokens long; '{name}' reads at most {positions:,} "
+                         "positions. Shorten the prompt.")
 
 
 def _encoder_config(raw: dict) -> dict:
