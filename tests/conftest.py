@@ -17,6 +17,17 @@ WORDS = ("translate English to German Spanish French : summarize the a red blue 
          "small big and I love fish see eat one two three four five on of in with sun moon car tree").split()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tiny models run faster on one thread, and CI machines are small and shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class NetworkAccessed(RuntimeError):
     pass
 
