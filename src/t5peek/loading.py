@@ -307,7 +307,10 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
         device = "cpu" if device == "meta" else device
     elif device != "cpu":
         model.to(device)
-    check_finite(resolved.name, model)
+    if checkpoint.format == "safetensors":
+        check_finite_stored(resolved.name, checkpoint)
+    else:
+        check_finite(resolved.name, model)
     tokenizer = load_tokenizer(resolved) if with_tokenizer else None
     return LoadedModel(resolved, raw_config, checkpoint, model, tokenizer, device, torch_dtype)
 
@@ -362,6 +365,37 @@ def check_finite(name: str, model) -> None:
             kind = "NaN" if bool(torch.isnan(param).any()) else "inf"
             raise BadCheckpoint(f"The weight {param_name} of '{name}' contains {kind} values.",
                                 hint="The checkpoint is corrupt or was saved after a diverged training run.")
+
+
+def check_finite_stored(name: str, checkpoint: CheckpointIndex, chunk_bytes: int = 8 << 20) -> None:
+    """The same check, on the files: plain reads in small chunks, so the model's memory-mapped
+    weights are not all paged into this process just to be checked."""
+    import torch
+
+    dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
+    buffer = bytearray(chunk_bytes)
+    by_file: dict[str, list] = {}
+    for tensor in checkpoint.tensors.values():
+        if tensor.dtype in dtypes:
+            by_file.setdefault(tensor.file, []).append(tensor)
+    for file, tensors in by_file.items():
+        with open(checkpoint.folder / file, "rb") as handle:
+            for tensor in sorted(tensors, key=lambda t: t.data_start):
+                dtype = dtypes[tensor.dtype]
+                step = chunk_bytes - chunk_bytes % torch.empty((), dtype=dtype).element_size()
+                handle.seek(tensor.data_start)
+                left = tensor.nbytes
+                while left > 0:
+                    count = handle.readinto(memoryview(buffer)[:min(step, left)])
+                    if not count:
+                        raise BadCheckpoint(f"{file} is truncated inside tensor {tensor.name}.")
+                    values = torch.frombuffer(buffer, dtype=dtype, count=count // dtype.itemsize)
+                    if not bool(torch.isfinite(values).all()):
+                        kind = "NaN" if bool(torch.isnan(values).any()) else "inf"
+                        raise BadCheckpoint(f"The weight {tensor.name} of '{name}' contains {kind} values.",
+                                            hint="The checkpoint is corrupt or was saved after a diverged "
+                                                 "training run.")
+                    left -= count
 
 
 def _offload_folder() -> str:
