@@ -23,17 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 IDS = [family.slug for family in FAMILIES]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; on a busy machine several threads wait for each other (10× slower)."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Built:
     """A family's checkpoint folder and, loaded once, the model transformers makes of it."""
 
