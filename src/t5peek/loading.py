@@ -210,7 +210,7 @@ def resolve_dtype(dtype: str, device: str, checkpoint: CheckpointIndex | None, w
     return torch.float32
 
 
-def transformers_config(resolved: ResolvedModel, eager_attention: bool = False):
+def transformers_config(resolved: ResolvedModel):
     """transformers' config object for MODEL (never with remote code)."""
     from transformers import AutoConfig
 
@@ -219,8 +219,6 @@ def transformers_config(resolved: ResolvedModel, eager_attention: bool = False):
     except (ValueError, KeyError, TypeError, OSError) as exc:
         raise BadCheckpoint(f"transformers cannot read the config of '{resolved.name}': "
                             f"{str(exc).splitlines()[0]}") from exc
-    if eager_attention:
-        config._attn_implementation = "eager"
     return config
 
 
@@ -243,6 +241,7 @@ def build_meta_model(resolved: ResolvedModel, raw_config: dict, checkpoint: Chec
     import torch
     from transformers import AutoModelForSeq2SeqLM
 
+    quiet_libraries()
     config = transformers_config(resolved)
     try:
         with torch.device("meta"):
@@ -285,9 +284,10 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     """
     from t5peek import placement
 
+    quiet_libraries()
     raw_config = read_config(resolved)
     device = resolve_device(device)
-    big_model = placement.device_map_kwargs(device_map, max_memory, _offload_folder())
+    big_model = placement.device_map_kwargs(device_map, max_memory, _offload_folder)
     headers = read_checkpoint(resolved, raw_config)  # before any download: enough to check memory
     if not force and headers.tensors and not big_model:
         check_memory(resolved.name, headers, resolve_dtype(dtype, device, headers, lambda message: None), device)
@@ -300,7 +300,6 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     if checkpoint.format == "none":
         raise BadCheckpoint(f"'{resolved.name}' has no weights (no model.safetensors).")
     torch_dtype = resolve_dtype(dtype, device, checkpoint, warn)
-    quiet_libraries()
     model = _from_pretrained(resolved, checkpoint, torch_dtype, eager_attention, big_model)
     if big_model:
         device = str(next(iter(model.get_encoder().parameters())).device)
@@ -356,15 +355,20 @@ def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: st
 
 def check_finite(name: str, model) -> None:
     """Name the first weight holding NaN or inf: such a checkpoint cannot produce anything meaningful."""
-    import torch
-
     for param_name, param in model.named_parameters():
         if param.device.type == "meta":  # offloaded: checked by accelerate when it is brought in
             continue
-        if param.is_floating_point() and not bool(torch.isfinite(param).all()):
-            kind = "NaN" if bool(torch.isnan(param).any()) else "inf"
-            raise BadCheckpoint(f"The weight {param_name} of '{name}' contains {kind} values.",
-                                hint="The checkpoint is corrupt or was saved after a diverged training run.")
+        if param.is_floating_point():
+            _refuse_non_finite(name, param_name, param)
+
+
+def _refuse_non_finite(name: str, tensor_name: str, values) -> None:
+    import torch
+
+    if not bool(torch.isfinite(values).all()):
+        kind = "NaN" if bool(torch.isnan(values).any()) else "inf"
+        raise BadCheckpoint(f"The weight {tensor_name} of '{name}' contains {kind} values.",
+                            hint="The checkpoint is corrupt or was saved after a diverged training run.")
 
 
 def check_finite_stored(name: str, checkpoint: CheckpointIndex, chunk_bytes: int = 8 << 20) -> None:
@@ -390,11 +394,7 @@ def check_finite_stored(name: str, checkpoint: CheckpointIndex, chunk_bytes: int
                     if not count:
                         raise BadCheckpoint(f"{file} is truncated inside tensor {tensor.name}.")
                     values = torch.frombuffer(buffer, dtype=dtype, count=count // dtype.itemsize)
-                    if not bool(torch.isfinite(values).all()):
-                        kind = "NaN" if bool(torch.isnan(values).any()) else "inf"
-                        raise BadCheckpoint(f"The weight {tensor.name} of '{name}' contains {kind} values.",
-                                            hint="The checkpoint is corrupt or was saved after a diverged "
-                                                 "training run.")
+                    _refuse_non_finite(name, tensor.name, values)
                     left -= count
 
 

@@ -81,8 +81,8 @@ def _module_sizes(model, dtype) -> dict[str, int]:
     return dict(compute_module_sizes(model, dtype=dtype))
 
 
-def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_folder: str) -> dict:
-    """Arguments for from_pretrained's big-model loading."""
+def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_folder) -> dict:
+    """Arguments for from_pretrained's big-model loading; `offload_folder()` makes the folder, only when needed."""
     if device_map is None and max_memory is None:
         return {}
     if device_map is not None and device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
@@ -91,7 +91,7 @@ def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_f
         import accelerate  # noqa: F401
     except ImportError:
         raise UsageError("--device-map and --max-memory need accelerate: pip install accelerate") from None
-    kwargs: dict = {"device_map": device_map or "auto", "offload_folder": offload_folder}
+    kwargs: dict = {"device_map": device_map or "auto", "offload_folder": offload_folder()}
     if max_memory is not None:
         kwargs["max_memory"] = {k: v for k, v in max_memory.items()}
     return kwargs

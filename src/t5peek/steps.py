@@ -152,16 +152,9 @@ class DecodePlan:
 
 
 @dataclass(frozen=True)
-class DecodeRun:
-    strategy: str  # greedy, sample, beam, beam sample
-    settings: dict[str, SettingValue]
-    processors: tuple[str, ...]  # the logits processors in use, in order
-    source_ids: tuple[int, ...]
-    source_tokens: tuple[str, ...]
-    layer: int
-    decoder_layers: int
-    heads: int
-    top_k: int
+class DecodeRun(DecodePlan):
+    """The plan, and what came of it."""
+
     steps: tuple[Step, ...]
     output_ids: tuple[int, ...]  # what generate() returns, decoder start token included
     output_text: str
@@ -171,11 +164,6 @@ class DecodeRun:
     # [step][layer][head][source token], kept only when DecodeSettings.keep_heads (the HTML report)
     head_attention: tuple | None = None
     notes: tuple[str, ...] = ()
-
-    @property
-    def plan(self) -> DecodePlan:
-        return DecodePlan(self.strategy, self.settings, self.processors, self.source_ids, self.source_tokens,
-                          self.layer, self.decoder_layers, self.heads, self.top_k)
 
 
 # ----------------------------------------------------------------------------- settings

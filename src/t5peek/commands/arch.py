@@ -54,7 +54,6 @@ def arch_command(
             notes = ("no safetensors header could be read: the tree follows config.json alone, so an untied "
                      "output head cannot be seen",)
         with out.progress("Building the model on the meta device…"):
-            loading.quiet_libraries()
             meta = loading.build_meta_model(resolved, raw, checkpoint)
             report = arch.describe(meta, common.model, depth, expand, notes)
         out.emit(report, lambda record, console: render_arch(record, console, show_shapes=shapes))

@@ -51,7 +51,6 @@ def info_command(
         record = info.summarize(resolved, raw, checkpoint, total, note)
         if memory is not None:
             with out.progress("Planning the split over --max-memory…"):
-                loading.quiet_libraries()
                 record = replace(record, placement=placement.plan_for_model(resolved, raw, checkpoint, memory,
                                                                             common.dtype))
         out.emit(record, render_info)

@@ -66,20 +66,17 @@ def params_command(
         loaded = None
         if weights:
             with out.progress(f"Loading the weights of {common.model}…"):
-                loading.quiet_libraries()
                 loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
                                             allow_pickle=common.allow_pickle, with_tokenizer=False,
                                             force=force, warn=out.warn).model
 
         def meta_model():
-            loading.quiet_libraries()
             with out.progress("Building the model on the meta device…"):
                 return loading.build_meta_model(resolved, raw, checkpoint)
 
         report = params.count(common.model, raw, checkpoint, by.value, meta_model, loaded)
         if memory is not None:
             with out.progress("Planning the split over --max-memory…"):
-                loading.quiet_libraries()
                 split = placement.plan_for_model(resolved, raw, checkpoint, memory, common.dtype)
             report = replace(report, placement=split)
         out.emit(report, render_params)

@@ -299,11 +299,11 @@ def _vertical_header(columns: list[str], block: list[int], label_width: int, cel
 def render_run(run: DecodeRun, console: Console, model: str = "", prompt: str = "", all_layers: bool = False
                ) -> None:
     """The whole run at once (what the command streams piece by piece)."""
-    render_plan(run.plan, console, model, prompt)
+    render_plan(run, console, model, prompt)
     if run.beam_steps:
         for beam_step in run.beam_steps:
-            render_beam_step(beam_step, console, run.plan)
+            render_beam_step(beam_step, console, run)
     else:
         for step in run.steps:
-            render_step(step, console, run.plan, all_layers)
+            render_step(step, console, run, all_layers)
     render_summary(run, console, all_layers)
