@@ -16,6 +16,8 @@ FLAN_T5_BASE = dict(model_type="t5", architectures=["T5ForConditionalGeneration"
                     feed_forward_proj="gated-gelu", tie_word_embeddings=False, decoder_start_token_id=0,
                     pad_token_id=0, eos_token_id=1, relative_attention_num_buckets=32)
 FLAN_T5_SMALL = dict(FLAN_T5_BASE, d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_decoder_layers=8, num_heads=6)
+FLAN_T5_XXL = dict(FLAN_T5_BASE, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_decoder_layers=24,
+                   num_heads=64)
 T5_XXL_11B = dict(FLAN_T5_BASE, d_model=1024, d_kv=128, d_ff=65536, num_layers=24, num_decoder_layers=24,
                   num_heads=128, feed_forward_proj="relu", tie_word_embeddings=True)
 

@@ -1,4 +1,4 @@
-"""Offline fixtures: tiny random checkpoints with real tokenizers, a hand-built Hub cache, and a network guard."""
+"""Fixtures: tiny random checkpoints with real tokenizers, a loopback Hub, a hand-built Hub cache, a network guard."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import os
 import socket
 from pathlib import Path
 
+import sys
+
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/support and tests/helpers.py
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
@@ -32,18 +36,53 @@ class NetworkAccessed(RuntimeError):
     pass
 
 
+LOOPBACK_PORTS: set[int] = set()  # ports of the loopback Hubs the running test started
+_LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
+
+
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
-    """Any attempt to open a network connection fails the test."""
+    """Any connection other than to the test's own loopback Hub fails the test."""
+    real_connect, real_connect_ex, real_getaddrinfo = (socket.socket.connect, socket.socket.connect_ex,
+                                                      socket.getaddrinfo)
 
-    def refuse(*args, **kwargs):
-        raise NetworkAccessed(f"test tried to open a network connection: {args[1:] if len(args) > 1 else args}")
+    def allowed(address) -> bool:
+        return isinstance(address, tuple) and address[0] in _LOOPBACK_HOSTS and address[1] in LOOPBACK_PORTS
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address):
+            raise NetworkAccessed(f"test tried to open a network connection: {address!r}")
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address):
+            raise NetworkAccessed(f"test tried to open a network connection: {address!r}")
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host not in _LOOPBACK_HOSTS:
+            raise NetworkAccessed(f"test tried to look up {host!r}")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield
+
+
+@pytest.fixture
+def loophub(monkeypatch):
+    """A Hub on 127.0.0.1 for this test, with HF_ENDPOINT pointed at it (in this process and its children)."""
+    from support.loophub import LoopbackHub
+
+    with LoopbackHub() as hub:
+        LOOPBACK_PORTS.add(hub.port)
+        monkeypatch.setenv("HF_ENDPOINT", hub.url)
+        monkeypatch.setenv("T5PEEK_HUB_TIMEOUT", "3")
+        try:
+            yield hub
+        finally:
+            LOOPBACK_PORTS.discard(hub.port)
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +91,9 @@ def isolated_hf_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_ENDPOINT", raising=False)
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("COLUMNS", "100")
     monkeypatch.setenv("NO_COLOR", "1")
     yield tmp_path / "hf_home"

@@ -133,6 +133,22 @@ def _tensors_from_header(header: dict, file: str, data_base: int) -> dict[str, T
     return tensors
 
 
+def weights_present(folder: Path) -> bool:
+    """Whether the folder holds weight files: every shard of its index, or a single file.
+
+    A Hub snapshot may hold a shard index without its shards (the header-only call downloads it).
+    """
+    index_path = folder / SAFETENSORS_INDEX
+    if index_path.is_file():
+        try:
+            shards = set(_read_weight_map(index_path).values())
+        except BadCheckpoint:
+            return True  # let the reader report it
+        return all((folder / shard).is_file() for shard in shards)
+    return any(folder.glob("*.safetensors")) or any((folder / name).is_file() for name in (PICKLE_INDEX,
+                                                                                           PICKLE_SINGLE))
+
+
 def read_local_checkpoint(folder: Path, root: Path | None = None) -> CheckpointIndex:
     """Index the weights of a local model folder without reading their data."""
     index_path = folder / SAFETENSORS_INDEX
@@ -173,11 +189,8 @@ def _read_weight_map(index_path: Path) -> dict[str, str]:
     return weight_map
 
 
-def read_hub_checkpoint(repo_id: str, revision: str | None) -> CheckpointIndex:
-    """Index a Hub repository's safetensors weights from their headers (a few KB per file)."""
-    import huggingface_hub
-
-    metadata = huggingface_hub.get_safetensors_metadata(repo_id, revision=revision)
+def checkpoint_from_hub(metadata) -> CheckpointIndex:
+    """Index a Hub repository's safetensors weights from huggingface_hub's parsed headers."""
     tensors: dict[str, TensorInfo] = {}
     for file, file_meta in metadata.files_metadata.items():
         for name, info in file_meta.tensors.items():

@@ -42,6 +42,10 @@ class NotEnoughMemory(T5PeekError):
     """The weights would not fit in the memory available."""
 
 
+class HubUnreachable(ModelNotFound):
+    """The Hub did not answer: connection refused, reset or timed out."""
+
+
 class UnsupportedModel(UsageError):
     """The model exists but is not something t5peek inspects (decoder-only, unknown type)."""
 
@@ -64,6 +68,38 @@ def redact(text: str) -> str:
     return _TOKEN_PATTERN.sub("hf_***", text)
 
 
+UNREACHABLE_HINT = ("Check the connection (and HF_ENDPOINT if set); models already in the cache work without "
+                    "the Hub, and so does `-m demo`.")
+
+_NETWORK_FAILURES = {
+    # httpx / httpx2 exception class names (huggingface_hub 1.x uses one, 2.x the other)
+    "ConnectTimeout": "no connection within the timeout",
+    "ReadTimeout": "no answer within the timeout",
+    "WriteTimeout": "no answer within the timeout",
+    "PoolTimeout": "no answer within the timeout",
+    "TimeoutException": "no answer within the timeout",
+    "ConnectError": "connection refused",
+    "RemoteProtocolError": "the connection was closed without an answer",
+    "ReadError": "the connection was closed without an answer",
+    "NetworkError": "network error",
+    "ConnectionRefusedError": "connection refused",
+    "ConnectionResetError": "the connection was closed without an answer",
+    "TimeoutError": "no answer within the timeout",
+}
+
+
+def network_failure(exc: BaseException | None) -> str | None:
+    """How the network failed, when `exc` (or what caused it) is a connection error or a timeout."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        for cls in type(exc).__mro__:
+            if cls.__name__ in _NETWORK_FAILURES:
+                return _NETWORK_FAILURES[cls.__name__]
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def from_hub_exception(exc: BaseException, model: str, revision: str | None) -> T5PeekError | None:
     """Translate a huggingface_hub exception into a T5PeekError, or None when it is not one of them."""
     from huggingface_hub import errors as hub_errors
@@ -76,16 +112,31 @@ def from_hub_exception(exc: BaseException, model: str, revision: str | None) -> 
         return ModelNotFound(f"'{model}' is a gated repository: accept its terms on the Hub and log in.",
                              hint="Run `hf auth login` or set HF_TOKEN, then try again.")
     if isinstance(exc, hub_errors.RevisionNotFoundError):
-        return ModelNotFound(f"Revision '{revision}' does not exist for '{model}'.")
+        return ModelNotFound(f"Revision '{revision}' does not exist for '{model}'.",
+                             hint="Use a branch, tag or full commit id that the repository has.")
     if isinstance(exc, hub_errors.RepositoryNotFoundError):
         return ModelNotFound(f"No model '{model}' on the Hugging Face Hub (or it is private).",
-                             hint="Check the spelling, or pass a local folder.")
-    if isinstance(exc, (hub_errors.LocalEntryNotFoundError, hub_errors.OfflineModeIsEnabled)):
-        return ModelNotFound(f"'{model}'{at_revision} is not in the local Hugging Face cache and the Hub "
-                             "cannot be reached (offline).",
-                             hint="Connect once to download it, or pass a local folder, or try `-m demo`.")
+                             hint="Check the spelling, log in for a private repo, or pass a local folder.")
+    if isinstance(exc, hub_errors.OfflineModeIsEnabled):
+        return ModelNotFound(f"'{model}'{at_revision} is not in the local Hugging Face cache, and offline mode "
+                             "is on.", hint="Run once without --offline (or HF_HUB_OFFLINE) to download it.")
+    if isinstance(exc, hub_errors.LocalEntryNotFoundError):
+        failure = network_failure(exc)
+        if failure is not None:
+            return HubUnreachable(f"Cannot reach the Hugging Face Hub ({failure}), and '{model}'{at_revision} "
+                                  "is not in the local cache.", hint=UNREACHABLE_HINT)
+        return ModelNotFound(f"'{model}'{at_revision} is not in the local Hugging Face cache.",
+                             hint="Run once online to download it, or pass a local folder.")
     if isinstance(exc, hub_errors.EntryNotFoundError):
         return ModelNotFound(f"'{model}'{at_revision} has no config.json: it is not a transformers model.")
     if isinstance(exc, hub_errors.HfHubHTTPError):
-        return ModelNotFound(f"The Hub refused the request for '{model}': {str(exc).splitlines()[0]}")
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status in (401, 403):
+            return ModelNotFound(f"The Hub refused access to '{model}' (HTTP {status}).",
+                                 hint="Log in with `hf auth login` or set HF_TOKEN with access to it.")
+        if status is not None and status >= 500:
+            return ModelNotFound(f"The Hugging Face Hub failed to answer for '{model}' (HTTP {status}); "
+                                 "it may be down.", hint="Try again later; models already in the cache work without the Hub.")
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ModelNotFound(f"The Hub refused the request for '{model}': {first}")
     return None

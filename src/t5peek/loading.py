@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t5peek import anatomy
-from t5peek.checkpoint import CheckpointIndex, read_hub_checkpoint, read_local_checkpoint
-from t5peek.errors import (BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError,
-                           from_hub_exception)
+from t5peek import anatomy, hub
+from t5peek.checkpoint import CheckpointIndex, checkpoint_from_hub, read_local_checkpoint, weights_present
+from t5peek.errors import BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError
 
 # transformers may otherwise open a background request offering to convert pickle weights.
 os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
@@ -29,6 +28,8 @@ DEFAULT_MODEL = "google/flan-t5-base"
 
 _WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spiece.model", "*.spm"]
 _PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+_TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "source.spm",
+                    "vocab.txt", "tokenizer_config.json")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class ResolvedModel:
     revision: str | None = None
     commit: str | None = None
     offline: bool = False
+    warnings: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -51,25 +53,13 @@ class ResolvedModel:
         return self.folder
 
 
-def hub_cache_dir() -> Path:
-    """The Hugging Face cache, read from the environment at call time (tests point HF_HOME elsewhere)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(home).expanduser() / "hub"
-
-
-def is_offline(offline_flag: bool) -> bool:
-    return offline_flag or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
 
 
-def resolve_model(name: str, revision: str | None = None, offline: bool = False) -> ResolvedModel:
-    """Find the folder that holds MODEL's config.json, downloading only config.json from the Hub."""
-    offline = is_offline(offline)
+def resolve_model(name: str, revision: str | None = None, offline: bool = False,
+                  refresh: bool = False) -> ResolvedModel:
+    """Find the folder that holds MODEL's config.json; for a Hub id, the cache first, else config.json only."""
     if not name or not name.strip():
         raise UsageError("The model name is empty.")
     if name == DEMO_NAME:
@@ -86,24 +76,13 @@ def resolve_model(name: str, revision: str | None = None, offline: bool = False)
         raise UsageError(f"'{name}' is a file; MODEL must be a model folder or a Hub id.")
     if _looks_like_path(name):
         raise ModelNotFound(f"The folder '{name}' does not exist.")
-    return _resolve_hub(name, revision, offline)
-
-
-def _resolve_hub(repo_id: str, revision: str | None, offline: bool) -> ResolvedModel:
-    import huggingface_hub
-
-    try:
-        huggingface_hub.utils.validate_repo_id(repo_id)
-        config_path = huggingface_hub.hf_hub_download(repo_id, "config.json", revision=revision,
-                                                      cache_dir=hub_cache_dir(), local_files_only=offline)
-    except Exception as exc:  # noqa: BLE001 - translated below, re-raised when unknown
-        translated = from_hub_exception(exc, repo_id, revision)
-        if translated is None:
-            raise
-        raise translated from exc
-    folder = Path(config_path).parent
-    commit = folder.name if re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
-    return ResolvedModel(repo_id, "Hub cache" if offline else "Hub", folder, repo_id, revision, commit, offline)
+    offline = hub.offline_requested(offline)
+    if offline:
+        hub.go_offline()
+    found = hub.fetch_config(name, revision, offline, refresh)
+    offline = offline or hub.offline_requested()
+    return ResolvedModel(name, "Hub cache" if found.from_cache else "Hub", found.folder, name, revision,
+                         found.commit, offline, (found.warning,) if found.warning else ())
 
 
 def read_config(resolved: ResolvedModel) -> dict:
@@ -144,35 +123,35 @@ def check_encoder_decoder(raw: dict, name: str) -> None:
 
 def read_checkpoint(resolved: ResolvedModel, raw_config: dict | None = None) -> CheckpointIndex:
     """The stored tensors, from headers only. For Hub models not yet downloaded, asks the Hub for headers."""
-    local = read_local_checkpoint(resolved.folder, resolved.root)
-    if local.format != "none" or resolved.repo_id is None:
-        return local
+    if resolved.repo_id is None or weights_present(resolved.folder):
+        return read_local_checkpoint(resolved.folder, resolved.root)
+    nothing = CheckpointIndex("none", (), {}, "local", resolved.folder)
     if resolved.offline:
-        return local
-    try:
-        return read_hub_checkpoint(resolved.repo_id, resolved.revision)
-    except Exception:  # noqa: BLE001 - no reachable header: callers fall back to the config alone
-        return local
+        return nothing
+    metadata = hub.fetch_headers(resolved.repo_id, resolved.commit, resolved.revision)
+    return checkpoint_from_hub(metadata) if metadata is not None else nothing
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _TOKENIZER_FILES)
 
 
 def download_weights(resolved: ResolvedModel, allow_pickle: bool) -> ResolvedModel:
-    """Fetch what full loading needs (weights, tokenizer, generation config) for Hub models."""
+    """Fetch what full loading needs (weights, tokenizer, generation config) for Hub models, once."""
     if resolved.repo_id is None:
         return resolved
-    import huggingface_hub
+
+    def complete(folder: Path) -> bool:
+        try:
+            stored = read_local_checkpoint(folder, resolved.root)
+        except T5PeekError:
+            return False
+        usable = stored.format == "safetensors" or (allow_pickle and stored.format == "pickle")
+        return usable and _has_tokenizer(folder)
 
     patterns = _WEIGHT_PATTERNS + (_PICKLE_PATTERNS if allow_pickle else [])
-    try:
-        folder = huggingface_hub.snapshot_download(resolved.repo_id, revision=resolved.revision,
-                                                   cache_dir=hub_cache_dir(), local_files_only=resolved.offline,
-                                                   allow_patterns=patterns)
-    except Exception as exc:  # noqa: BLE001
-        translated = from_hub_exception(exc, resolved.repo_id, resolved.revision)
-        if translated is None:
-            raise
-        raise translated from exc
-    return ResolvedModel(resolved.name, resolved.source, Path(folder), resolved.repo_id, resolved.revision,
-                         resolved.commit, resolved.offline)
+    folder = hub.fetch_snapshot(resolved.repo_id, resolved.revision, resolved.folder, patterns, complete)
+    return replace(resolved, folder=folder)
 
 
 # ---------------------------------------------------------------- torch level
@@ -249,13 +228,17 @@ def build_meta_model(resolved: ResolvedModel, raw_config: dict, checkpoint: Chec
     except ValueError as exc:
         raise UnsupportedModel(f"transformers has no sequence-to-sequence LM for '{resolved.name}': "
                                f"{str(exc).splitlines()[0]}") from exc
+    tied = dict(getattr(model, "all_tied_weights_keys", {}) or {})
     if checkpoint is not None and checkpoint.tensors:
-        tied = dict(getattr(model, "all_tied_weights_keys", {}) or {})
-        for target in untied_names(raw_config, checkpoint, tied):
-            module_name, _, param_name = target.rpartition(".")
-            module = model.get_submodule(module_name)
-            old = getattr(module, param_name)
-            setattr(module, param_name, torch.nn.Parameter(torch.empty_like(old, device="meta")))
+        untie = untied_names(raw_config, checkpoint, tied)
+    else:
+        # No header to look at: follow config.json itself (transformers 5 forces tying in T5Config).
+        untie = {t for t in tied if t.endswith("lm_head.weight")} if anatomy.head_declared_untied(raw_config) else set()
+    for target in untie:
+        module_name, _, param_name = target.rpartition(".")
+        module = model.get_submodule(module_name)
+        old = getattr(module, param_name)
+        setattr(module, param_name, torch.nn.Parameter(torch.empty_like(old, device="meta")))
     model.eval()
     return model
 
@@ -457,10 +440,10 @@ def load_tokenizer(resolved: ResolvedModel):
 def quiet_libraries() -> None:
     """Silence transformers' and huggingface_hub's own progress bars and warnings; t5peek reports itself."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import transformers
+    from transformers.utils import logging as transformers_logging
 
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    import huggingface_hub.utils
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    from huggingface_hub.utils import disable_progress_bars
 
-    huggingface_hub.utils.disable_progress_bars()
+    disable_progress_bars()

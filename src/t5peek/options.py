@@ -34,7 +34,10 @@ ModelArg = Annotated[Optional[str], typer.Argument(help=MODEL_HELP, show_default
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=MODEL_HELP + f" [default: {DEFAULT_MODEL}]",
                                                  show_default=False)]
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", help="Hub branch, tag or commit.")]
-OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only the local cache (same as HF_HUB_OFFLINE=1).")]
+OfflineOpt = Annotated[bool, typer.Option("--offline", help="Use only the local cache; open no connection "
+                                          "(same as HF_HUB_OFFLINE=1).")]
+RefreshOpt = Annotated[bool, typer.Option("--refresh", help="Ask the Hub for the newest commit of the revision "
+                                          "even when a copy is cached (by default the cache is used as is).")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run.", case_sensitive=False)]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Compute dtype; auto keeps the stored one "
                                          "(float32 on the CPU for float16 checkpoints).", case_sensitive=False)]
@@ -60,10 +63,12 @@ class CommonOptions:
     allow_pickle: bool
     debug: bool
     json: bool
+    refresh: bool = False
 
 
 def common_options(model_arg: str | None, model_opt: str | None, revision: str | None, offline: bool,
-                   device: Device, dtype: Dtype, allow_pickle: bool, debug: bool, json: bool) -> CommonOptions:
+                   device: Device, dtype: Dtype, allow_pickle: bool, debug: bool, json: bool,
+                   refresh: bool = False) -> CommonOptions:
     """Bundle the shared flags; MODEL may come as the positional argument or as --model."""
     from t5peek.errors import UsageError
 
@@ -71,4 +76,20 @@ def common_options(model_arg: str | None, model_opt: str | None, revision: str |
         raise UsageError(f"MODEL given twice ('{model_arg}' and --model '{model_opt}'); give it once.")
     return CommonOptions(model=model_arg or model_opt or DEFAULT_MODEL, revision=revision, offline=offline,
                          device=Device(device).value, dtype=Dtype(dtype).value, allow_pickle=allow_pickle,
-                         debug=debug, json=json)
+                         debug=debug, json=json, refresh=refresh)
+
+
+def check_prompt_is_not_a_model(prompt: str, model_given: bool, command: str) -> None:
+    """`t5peek trace demo` takes 'demo' as the prompt: catch the slip before anything is downloaded."""
+    from pathlib import Path
+
+    from t5peek.errors import UsageError
+    from t5peek.loading import DEMO_NAME
+
+    if model_given:
+        return
+    stripped = prompt.strip()
+    if stripped == DEMO_NAME or (stripped and Path(stripped).expanduser().is_dir()):
+        raise UsageError(f"PROMPT is '{stripped}', which names a model, and no -m was given, so the default model "
+                         f"{DEFAULT_MODEL} would be used. Did you mean `-m {stripped}`?",
+                         hint=f't5peek {command} -m {stripped} "translate English to German: the house is small"')

@@ -282,6 +282,7 @@ def count(model: str, raw_config: dict, checkpoint: CheckpointIndex | None, by: 
             notes.append(f"{len(unstored)} parameter tensors are not in the checkpoint and would stay random")
         return report(model, model_type, raw_config, tensors, by, "meta model, tying checked against headers",
                       checkpoint, tuple(notes), unstored=unstored)
-    notes.append("no safetensors header could be read: counted from config.json alone, so an untied "
-                 "output head or missing tensors cannot be seen")
+    notes.append("no safetensors header could be read: counted from config.json alone (tie_word_embeddings "
+                 f"{'false' if anatomy.head_declared_untied(raw_config) else 'true or unset'}), so tensors missing "
+                 "from the checkpoint cannot be seen")
     return report(model, model_type, raw_config, tensors, by, "config only", checkpoint, tuple(notes))

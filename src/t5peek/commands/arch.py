@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelArg,
-                            ModelOpt, OfflineOpt, RevisionOpt, common_options)
+                            ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """The module tree of the full seq2seq LM, with parameters and weight shapes per node.
@@ -34,6 +34,7 @@ def arch_command(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    refresh: RefreshOpt = False,
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
@@ -44,15 +45,17 @@ def arch_command(
         from t5peek import arch, loading
         from t5peek.render.arch import render_arch
 
-        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
         out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
+        for warning in resolved.warnings:
+            out.warn(warning)
         raw = loading.read_config(resolved)
         checkpoint = loading.read_checkpoint(resolved, raw)
         notes = ()
         if not checkpoint.tensors:
-            notes = ("no safetensors header could be read: the tree follows config.json alone, so an untied "
-                     "output head cannot be seen",)
+            notes = ("no safetensors header could be read: the tree follows config.json alone, its "
+                     "tie_word_embeddings included",)
         with out.progress("Building the model on the meta device…"):
             meta = loading.build_meta_model(resolved, raw, checkpoint)
             report = arch.describe(meta, common.model, depth, expand, notes)

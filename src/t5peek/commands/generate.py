@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceMapOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt,
-                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RevisionOpt, common_options)
+                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
+                            check_prompt_is_not_a_model, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Decode PROMPT step by step: at each step the decoder input so far, the top-k next tokens (id,
@@ -68,6 +69,7 @@ def generate_command(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    refresh: RefreshOpt = False,
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
@@ -85,9 +87,12 @@ def generate_command(
 
         memory = placement.parse_max_memory(max_memory)
         check_options(prompt, top_k, max_new_tokens, num_beams, sample, temperature, top_p, layer, html)
-        common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        check_prompt_is_not_a_model(prompt, model is not None, "generate")
+        common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
         out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
+        for warning in resolved.warnings:
+            out.warn(warning)
         raw = loading.read_config(resolved)
         anatomy.check_supported(raw["model_type"], "generate", common.model)
         shown_top_k = check_against_config(raw, common.model, top_k, max_new_tokens, layer, out)
@@ -100,8 +105,7 @@ def generate_command(
         encoded = tokenizer(prompt, return_tensors="pt")
         check_length(raw, common.model, encoded["input_ids"].shape[1])
         with out.progress(f"Loading the weights of {common.model}…"):
-            # already downloaded: load from that folder without asking the Hub again
-            loaded = loading.load_model(replace(downloaded, repo_id=None), device=common.device,
+            loaded = loading.load_model(downloaded, device=common.device,
                                         dtype=common.dtype, allow_pickle=common.allow_pickle, eager_attention=True,
                                         with_tokenizer=False, force=force, device_map=device_map,
                                         max_memory=memory, warn=out.warn)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt,
-                            ModelArg, ModelOpt, OfflineOpt, RevisionOpt, common_options)
+                            ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """One-screen summary of a model: family, depths, widths, vocabulary, tying, dtype, origin.
@@ -26,6 +26,7 @@ def info_command(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    refresh: RefreshOpt = False,
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
@@ -38,16 +39,23 @@ def info_command(
         from t5peek import info, loading, params, placement
         from t5peek.render.info import render_info
 
-        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
         out = Output(common.json, common.debug)
         memory = placement.parse_max_memory(max_memory)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
+        for warning in resolved.warnings:
+            out.warn(warning)
         raw = loading.read_config(resolved)
         checkpoint = loading.read_checkpoint(resolved, raw)
         total, note = None, "needs the checkpoint headers (run `t5peek params` to count from the config)"
         if checkpoint.tensors and raw["model_type"] in _header_counted():
             total = params.count(common.model, raw, checkpoint, "component").total
             note = "exact, from the safetensors headers"
+        elif not checkpoint.tensors and checkpoint.format == "none":
+            with out.progress("Building the model on the meta device…"):
+                total = params.count(common.model, raw, checkpoint, "component",
+                                     lambda: loading.build_meta_model(resolved, raw, checkpoint)).total
+            note = "from config.json alone (no checkpoint header could be read)"
         record = info.summarize(resolved, raw, checkpoint, total, note)
         if memory is not None:
             with out.progress("Planning the split over --max-memory…"):

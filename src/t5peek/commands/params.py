@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt, JsonOpt,
-                            MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RevisionOpt, common_options)
+                            MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Exact parameter counts, broken down, and the memory they take per dtype.
@@ -44,6 +44,7 @@ def params_command(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    refresh: RefreshOpt = False,
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
@@ -57,9 +58,11 @@ def params_command(
         from t5peek import loading, params, placement
         from t5peek.render.params import render_params
 
-        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
         out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
+        for warning in resolved.warnings:
+            out.warn(warning)
         raw = loading.read_config(resolved)
         checkpoint = loading.read_checkpoint(resolved, raw)
         memory = placement.parse_max_memory(max_memory)

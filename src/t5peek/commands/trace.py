@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceMapOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt,
-                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RevisionOpt, common_options)
+                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
+                            check_prompt_is_not_a_model, common_options)
 from t5peek.output import Output, run_command
 
 HELP = """Run PROMPT through the model and show every module as it runs: input and output shapes,
@@ -51,6 +52,7 @@ def trace_command(
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
+    refresh: RefreshOpt = False,
     device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
     allow_pickle: AllowPickleOpt = False,
@@ -68,11 +70,14 @@ def trace_command(
         from t5peek.render.trace import render_trace
         from t5peek.trace import trace_forward
 
-        common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json)
+        common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
         _check_arguments(prompt, target, depth, steps)
+        check_prompt_is_not_a_model(prompt, model is not None, "trace")
         memory = placement.parse_max_memory(max_memory)
         out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline)
+        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
+        for warning in resolved.warnings:
+            out.warn(warning)
         raw = loading.read_config(resolved)
         anatomy.check_supported(raw["model_type"], "trace", common.model)
         loading.quiet_libraries()
