@@ -23,6 +23,7 @@ def assert_clean_error(result, exit_code: int, *fragments: str) -> None:
     output = result.stdout + result.stderr
     assert result.exit_code == exit_code, output
     assert "Traceback" not in output, output
+    assert "error: unexpected" not in result.stderr, output
     assert "error:" in result.stderr, output
     for fragment in fragments:
         assert fragment.lower() in result.stderr.lower(), output

@@ -22,6 +22,7 @@ def check_invariants(result, json_mode: bool) -> None:
     output = result.stdout + result.stderr
     assert result.exit_code in ALLOWED_CODES, output
     assert "Traceback" not in output, output
+    assert "error: unexpected" not in result.stderr, output  # an internal error is a bug, not an outcome
     if json_mode and result.exit_code == 0:
         json.loads(result.stdout)
 

@@ -143,8 +143,9 @@ class LoopbackHub:
                 pass
             return
         path = unquote(urlsplit(handler.path).path)
-        if self.mode.startswith("error:"):
-            self._reply(handler, int(self.mode.split(":")[1]), {}, b"server error", body, path)
+        if self.mode.startswith("error:"):  # echoes the credentials it got, as a careless server might
+            echo = f"server error (Authorization: {handler.headers.get('Authorization')})"
+            self._reply(handler, int(self.mode.split(":")[1]), {"X-Error-Message": echo}, echo.encode(), body, path)
             return
         if path.startswith("/api/models/"):
             self._api(handler, path[len("/api/models/"):], body)
