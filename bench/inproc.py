@@ -67,7 +67,8 @@ def trace_calls(model, tokenizer, inputs: Inputs, length: int, target_length: in
                 with_torchinfo: bool, check: bool = True) -> tuple[dict, dict]:
     import torch
 
-    from t5peek.trace import shift_right, trace_forward
+    from t5peek.seq2seq import shift_right
+    from t5peek.trace import trace_forward
 
     input_ids, attention_mask = inputs.source(length)
     labels = inputs.labels(target_length)

@@ -73,7 +73,7 @@ def test_prompt_longer_than_bart_positions(tiny_bart, no_weights):
 
 def test_max_new_tokens_beyond_bart_positions(tiny_bart, no_weights):
     result = run_cli("generate", PROMPT, "-m", tiny_bart, "--max-new-tokens", "64")
-    assert_one_line_usage_error(result, "needs 65 decoder positions", "has 64")
+    assert_one_line_usage_error(result, "needs 65 decoder positions", "at most 64 positions")
 
 
 def test_temperature_without_sampling_model(tiny_t5):

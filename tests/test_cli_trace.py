@@ -152,7 +152,9 @@ def test_help_documents_depth():
     (["", ], "PROMPT is empty"),
     (["   "], "PROMPT is empty"),
     (["the house", "--depth", "-1"], "--depth must be 0 or more"),
-    (["the house", "--steps", "-1"], "--steps must be 0 or more"),
+    (["the house", "--steps", "-1"], "--steps must be at least 1"),
+    (["the house", "--steps", "0"], "--steps must be at least 1"),
+    (["the house", "--steps", "2", "--target", "das haus"], "give one or the other"),
     (["the house", "--target", ""], "--target is empty"),
 ])
 def test_usage_errors(tiny_t5, args, fragment):

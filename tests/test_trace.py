@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from t5peek import anatomy, loading, trace
+from t5peek import seq2seq, anatomy, loading, trace
 
 PROMPT = "translate english to german : the red house is small"
 TARGET = "the blue house"
@@ -123,7 +123,7 @@ def test_shapes_agree_with_the_models_own_outputs(name, request):
     report = trace.trace_forward(loaded.model, input_ids, mask, target_ids=labels)
     with torch.no_grad():
         reference = loaded.model(input_ids=input_ids, attention_mask=mask,
-                                 decoder_input_ids=trace.shift_right(loaded.model, labels),
+                                 decoder_input_ids=seq2seq.shift_right(loaded.model, labels),
                                  output_hidden_states=True, output_attentions=True, use_cache=False)
     for stack, hidden in (("encoder", reference.encoder_hidden_states),
                           ("decoder", reference.decoder_hidden_states)):
@@ -393,13 +393,20 @@ def test_report_to_json(t5):
 
 
 def test_position_limit():
+    from t5peek.seq2seq import PositionLimit, decoder_limit, encoder_limit
+
     class Tokenizer:
         model_max_length = 512
 
     class Unlimited:
         model_max_length = int(1e30)
 
-    assert trace.position_limit({"model_type": "bart", "max_position_embeddings": 1024}, Unlimited()) == (
-        1024, "max_position_embeddings in config.json")
-    assert trace.position_limit({"model_type": "t5", "n_positions": 512}, Unlimited()) == (None, "")
-    assert trace.position_limit({"model_type": "t5"}, Tokenizer())[0] == 512
+    assert encoder_limit({"model_type": "bart", "max_position_embeddings": 1024}, Unlimited()) == PositionLimit(
+        1024, "max_position_embeddings in config.json", hard=True)
+    assert encoder_limit({"model_type": "t5", "n_positions": 512}, Unlimited()) == PositionLimit(None)
+    assert encoder_limit({"model_type": "t5"}, Tokenizer()) == PositionLimit(
+        512, "the tokenizer's model_max_length", hard=False)
+    nested = {"model_type": "encoder-decoder", "encoder": {"max_position_embeddings": 512},
+              "decoder": {"max_position_embeddings": 128}}
+    assert decoder_limit(nested).positions == 128
+    assert encoder_limit(nested).source == "the encoder's max_position_embeddings in config.json"

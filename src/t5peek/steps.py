@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from t5peek.errors import T5PeekError, UsageError
+from t5peek.seq2seq import decoder_shape, new_cache
 
 # Settings shown to the user, in this order; the ones after `_ALWAYS` only when they do something.
 _ALWAYS = ("max_new_tokens", "num_beams", "do_sample", "decoder_start_token_id", "eos_token_id")
@@ -330,15 +331,6 @@ class _Vocab:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
-def _decoder_shape(model) -> tuple[int, int]:
-    config = model.config
-    layers = getattr(config, "num_decoder_layers", None) or getattr(config, "decoder_layers", None) or \
-        getattr(config, "num_layers", None) or config.get_text_config(decoder=True).num_hidden_layers
-    heads = getattr(config, "decoder_attention_heads", None) or getattr(config, "num_heads", None) or \
-        config.get_text_config(decoder=True).num_attention_heads
-    return int(layers), int(heads)
-
-
 def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, on_step: Callable | None = None,
            attention_mask=None, on_start: Callable | None = None) -> DecodeRun:
     """Decode `input_ids` (shape (1, n), on the model's device) step by step.
@@ -348,7 +340,6 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
     known only at the end, in `DecodeRun.steps`).
     """
     import torch
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
     settings = settings or DecodeSettings()
     if input_ids.ndim != 2 or input_ids.shape[0] != 1:
@@ -357,7 +348,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
         raise UsageError("The prompt is empty after tokenization.")
     device = input_ids.device
     config, strategy, has_default_max_length = _prepare(model, settings, device)
-    n_layers, n_heads = _decoder_shape(model)
+    n_layers, n_heads = decoder_shape(model)
     layer = n_layers - 1 if settings.layer is None else settings.layer
     if not 0 <= layer < n_layers:
         raise UsageError(f"--layer {layer} is out of range: this decoder has layers 0 to {n_layers - 1}.")
@@ -390,7 +381,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
             encoder = model.get_encoder()
             encoder_outputs = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=False,
                                       output_hidden_states=False, return_dict=True)
-            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            cache = new_cache()
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
             if strategy in ("greedy", "sample"):

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from t5peek import anatomy
+from t5peek.seq2seq import decoder_start_id, eos_ids, new_cache, shift_right, token_strings
 
 BLOCK = "block"
 STACK = "stack"
@@ -70,7 +71,6 @@ VIEW_NOTES = {
                   "the cache, cross-attention keys/values are computed once from the encoder output.",
 }
 
-_SANE_MAX_LENGTH = 1_000_000  # tokenizers without a limit report int(1e30)
 
 
 # ---------------------------------------------------------------------------------------------- records
@@ -828,57 +828,6 @@ def _freeze(entry: _Entry) -> TraceRecord:
 # ---------------------------------------------------------------------------------------------- the two views
 
 
-def decoder_start_id(model) -> int:
-    from t5peek.errors import UnsupportedModel
-
-    for source in (getattr(model, "generation_config", None), model.config):
-        value = getattr(source, "decoder_start_token_id", None) if source is not None else None
-        if isinstance(value, int):
-            return value
-    pad = getattr(model.config, "pad_token_id", None)
-    if isinstance(pad, int):
-        return pad
-    raise UnsupportedModel("The model's config has no decoder_start_token_id, so the decoder has no first token.")
-
-
-def eos_ids(model) -> set[int]:
-    found: set[int] = set()
-    for source in (getattr(model, "generation_config", None), model.config):
-        value = getattr(source, "eos_token_id", None) if source is not None else None
-        if isinstance(value, int):
-            found.add(value)
-        elif isinstance(value, (list, tuple)):
-            found.update(v for v in value if isinstance(v, int))
-    return found
-
-
-def shift_right(model, labels):
-    """The decoder input for teacher forcing: the model's own shift (start token, then labels[:-1])."""
-    if hasattr(model, "prepare_decoder_input_ids_from_labels"):
-        return model.prepare_decoder_input_ids_from_labels(labels=labels)
-    if hasattr(model, "_shift_right"):
-        return model._shift_right(labels)
-    from transformers.models.bart.modeling_bart import shift_tokens_right
-
-    return shift_tokens_right(labels, model.config.pad_token_id, decoder_start_id(model))
-
-
-def new_cache():
-    """An empty EncoderDecoderCache whose layers are created as the decoder fills them.
-
-    No config, so nothing is sized by the encoder's depth: this works when encoder and decoder depths differ.
-    """
-    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
-
-    return EncoderDecoderCache(DynamicCache(), DynamicCache())
-
-
-def _tokens(tokenizer, ids) -> tuple[str, ...]:
-    if tokenizer is None:
-        return tuple(str(i) for i in ids)
-    return tuple(str(t) for t in tokenizer.convert_ids_to_tokens(list(ids)))
-
-
 def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = None, target_ids=None,
                   steps: int = 3, stats: bool = False, tokenizer=None, model_name: str | None = None,
                   prompt: str = "", target: str | None = None, explain: bool = False,
@@ -925,7 +874,7 @@ def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = 
     return TraceReport(model=model_name or type(model).__name__, model_class=type(model).__name__,
                        view="teacher-forcing" if target_ids is not None else "generation", depth=depth,
                        attention_implementation=attn_impl, dtype=dtype, device=device, prompt=prompt,
-                       tokens=_tokens(tokenizer, ids), input_ids=tuple(ids), phases=tuple(tracer.phases),
+                       tokens=token_strings(tokenizer, ids), input_ids=tuple(ids), phases=tuple(tracer.phases),
                        target=target, stats=stats, first_nonfinite=first_bad, explain=explain,
                        notes=tuple(notes), **extra)
 
@@ -944,9 +893,9 @@ def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, t
     dec_ids = [int(i) for i in decoder_input_ids[0].tolist()]
     predicted = [int(i) for i in output.logits[0].argmax(-1).tolist()]
     loss = output.loss
-    return dict(labels=tuple(label_ids), label_tokens=_tokens(tokenizer, label_ids),
-                decoder_input_ids=tuple(dec_ids), decoder_input_tokens=_tokens(tokenizer, dec_ids),
-                predicted_ids=tuple(predicted), predicted_tokens=_tokens(tokenizer, predicted),
+    return dict(labels=tuple(label_ids), label_tokens=token_strings(tokenizer, label_ids),
+                decoder_input_ids=tuple(dec_ids), decoder_input_tokens=token_strings(tokenizer, dec_ids),
+                predicted_ids=tuple(predicted), predicted_tokens=token_strings(tokenizer, predicted),
                 loss=float(loss) if loss is not None else None)
 
 
@@ -974,11 +923,11 @@ def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, to
         probabilities = torch.softmax(output.logits[0, -1].float(), dim=-1)
         chosen = int(probabilities.argmax())
         kv_calls = tracer.phases[phase_count].cross_kv_projections
-        decoded.append(DecodeStep(step=step, input_id=next_id, input_token=_tokens(tokenizer, [next_id])[0],
+        decoded.append(DecodeStep(step=step, input_id=next_id, input_token=token_strings(tokenizer, [next_id])[0],
                                   position=before[0] if before else 0, self_cache_before=before,
                                   self_cache_after=_lengths(cache.self_attention_cache),
                                   cross_cache=_lengths(cache.cross_attention_cache), cross_kv_projections=kv_calls,
-                                  next_id=chosen, next_token=_tokens(tokenizer, [chosen])[0],
+                                  next_id=chosen, next_token=token_strings(tokenizer, [chosen])[0],
                                   next_probability=float(probabilities[chosen]), eos=chosen in eos))
         generated.append(chosen)
         if stop_at_eos and chosen in eos:
@@ -1002,27 +951,3 @@ def _first_nonfinite(phases) -> NonFinite | None:
                     best = (record.finished, NonFinite(phase.name, record.module, record.cls, name, stat.nan,
                                                        stat.inf))
     return best[1] if best else None
-
-
-# ---------------------------------------------------------------------------------------------- length limits
-
-
-def position_limit(raw_config: dict, tokenizer) -> tuple[int | None, str]:
-    """The longest sequence the model takes, and where that number comes from.
-
-    Learned absolute positions (BART, Marian, Pegasus...) stop at max_position_embeddings. T5's relative
-    positions have no hard limit, so for it only the tokenizer's model_max_length counts, when it is a real
-    number (tokenizers without one report 1e30).
-    """
-    model_type = raw_config.get("model_type")
-    if anatomy.FAMILIES.get(model_type) != "t5":
-        encoder = raw_config.get("encoder")
-        config = encoder if isinstance(encoder, dict) else raw_config  # EncoderDecoderModel nests the encoder's config
-        for key in anatomy.CONFIG_KEYS["max_positions"]:  # LED: max_encoder_position_embeddings
-            value = config.get(key)
-            if isinstance(value, int) and value > 0:
-                return value, ("the encoder's " if config is encoder else "") + f"{key} in config.json"
-    value = getattr(tokenizer, "model_max_length", None)
-    if isinstance(value, int) and 0 < value <= _SANE_MAX_LENGTH:
-        return value, "the tokenizer's model_max_length"
-    return None, ""

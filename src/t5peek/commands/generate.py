@@ -82,7 +82,7 @@ def generate_command(
     def body() -> None:
         from dataclasses import replace
 
-        from t5peek import anatomy, loading, placement
+        from t5peek import anatomy, loading, placement, seq2seq
         from t5peek.errors import UsageError
 
         memory = placement.parse_max_memory(max_memory)
@@ -103,7 +103,9 @@ def generate_command(
             downloaded = loading.download_weights(resolved, common.allow_pickle)
             tokenizer = loading.load_tokenizer(downloaded)
         encoded = tokenizer(prompt, return_tensors="pt")
-        check_length(raw, common.model, encoded["input_ids"].shape[1])
+        seq2seq.check_prompt(raw, common.model, encoded["input_ids"].shape[1], tokenizer, out.warn)
+        if max_new_tokens is not None:
+            seq2seq.check_new_tokens(raw, common.model, max_new_tokens, "--max-new-tokens", tokenizer, out.warn)
         with out.progress(f"Loading the weights of {common.model}…"):
             loaded = loading.load_model(downloaded, device=common.device,
                                         dtype=common.dtype, allow_pickle=common.allow_pickle, eager_attention=True,
@@ -215,37 +217,11 @@ def check_against_config(raw: dict, name: str, top_k: int, max_new_tokens, layer
     layers = anatomy.config_value(raw, "decoder_layers")
     if layer is not None and isinstance(layers, int) and layer >= layers:
         raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")
-    positions = anatomy.config_value(_decoder_config(raw), "decoder_max_positions")
-    if isinstance(positions, int) and max_new_tokens is not None and max_new_tokens + 1 > positions:
-        raise UsageError(f"--max-new-tokens {max_new_tokens} needs {max_new_tokens + 1} decoder positions; "
-                         f"'{name}' has {positions}.")
     vocab = raw.get("vocab_size")
     if isinstance(vocab, int) and top_k > vocab:
         out.warn(f"--top-k {top_k} is more than the vocabulary of {vocab:,} tokens; showing all of them.")
         return vocab
     return top_k
-
-
-def check_length(raw: dict, name: str, length: int) -> None:
-    from t5peek.errors import UsageError
-
-    if length == 0:
-        raise UsageError("The prompt is empty after tokenization.")
-    from t5peek import anatomy
-
-    positions = anatomy.config_value(_encoder_config(raw), "max_positions")
-    if isinstance(positions, int) and length > positions:
-        raise UsageError(f"The prompt is {length:,} tokens long; '{name}' reads at most {positions:,} "
-                         "positions. Shorten the prompt.")
-
-
-def _encoder_config(raw: dict) -> dict:
-    """The part of config.json that describes the encoder (EncoderDecoderModel nests it)."""
-    return raw["encoder"] if isinstance(raw.get("encoder"), dict) else raw
-
-
-def _decoder_config(raw: dict) -> dict:
-    return raw["decoder"] if isinstance(raw.get("decoder"), dict) else raw
 
 
 def requested_settings(model, raw: dict, prompt: str, max_new_tokens, num_beams, sample, temperature, top_p,

@@ -30,6 +30,7 @@ Examples:
   t5peek trace -m facebook/bart-base "a b c" --depth 5 --stats --json
 """
 
+DEFAULT_STEPS = 3
 DEPTH_HELP = ("How deep to hook, counted from the model root as in `t5peek arch --depth`: the model is 0, "
               "each module below adds 1, ModuleList containers add nothing. T5: encoder 1, "
               "encoder.block.0 2, block.0.layer.0 3, layer.0.SelfAttention 4, SelfAttention.q 5. BART: "
@@ -42,8 +43,9 @@ def trace_command(
                                           metavar="PROMPT")],
     target: Annotated[Optional[str], typer.Option("--target", "-t", help="Teacher forcing: the target text "
                                                   "the decoder reads at once (training view).")] = None,
-    steps: Annotated[int, typer.Option("--steps", "-n", help="Generation: how many decoder steps to run and "
-                                       "show (stops early at the end-of-sequence token).")] = 3,
+    steps: Annotated[Optional[int], typer.Option("--steps", "-n", help="Generation: how many decoder steps to "
+                                                 "run and show, at least 1 (stops early at the end-of-sequence "
+                                                 "token). [default: 3]", show_default=False)] = None,
     depth: Annotated[Optional[int], typer.Option("--depth", "-d", help=DEPTH_HELP, show_default=False)] = None,
     stats: Annotated[bool, typer.Option("--stats", help="Add mean, std, abs-max and NaN/inf counts of each "
                                         "output, and name the first module whose output is not finite.")] = False,
@@ -72,6 +74,7 @@ def trace_command(
 
         common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
         _check_arguments(prompt, target, depth, steps)
+        n_steps = DEFAULT_STEPS if steps is None else steps
         check_prompt_is_not_a_model(prompt, model is not None, "trace")
         memory = placement.parse_max_memory(max_memory)
         out = Output(common.json, common.debug)
@@ -86,7 +89,7 @@ def trace_command(
         if resolved.repo_id is None:  # local files: check the length before loading any weights
             with out.progress("Loading the tokenizer…"):
                 tokenizer = loading.load_tokenizer(resolved)
-            encoded = _encode(tokenizer, prompt, target, raw, steps)
+            encoded = _encode(tokenizer, prompt, target, raw, n_steps, common.model, out.warn)
         with out.progress(f"Loading the weights of {common.model}…"):
             loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
                                         allow_pickle=common.allow_pickle, eager_attention=True,
@@ -94,15 +97,13 @@ def trace_command(
                                         max_memory=memory, warn=out.warn)
         if tokenizer is None:
             tokenizer = loaded.tokenizer
-            encoded = _encode(tokenizer, prompt, target, raw, steps)
+            encoded = _encode(tokenizer, prompt, target, raw, n_steps, common.model, out.warn)
         input_ids, attention_mask, labels = encoded
-        if labels is not None and labels.shape[-1] == 0:
-            raise UsageError("--target tokenizes to no tokens.")
 
         with out.progress("Running the model under hooks…"):
             report = trace_forward(loaded.model, input_ids.to(loaded.device), attention_mask.to(loaded.device),
                                    depth=depth, target_ids=None if labels is None else labels.to(loaded.device),
-                                   steps=steps, stats=stats, tokenizer=tokenizer, model_name=common.model,
+                                   steps=n_steps, stats=stats, tokenizer=tokenizer, model_name=common.model,
                                    prompt=prompt, target=target, explain=explain)
         notes = ["attention was loaded in eager mode (attn_implementation='eager') so that attention weights "
                  "exist; sdpa or flash attention compute the same result without them."]
@@ -126,7 +127,7 @@ def trace_command(
     run_command(debug, body)
 
 
-def _check_arguments(prompt: str, target: str | None, depth: int | None, steps: int) -> None:
+def _check_arguments(prompt: str, target: str | None, depth: int | None, steps: int | None) -> None:
     from t5peek.errors import UsageError
 
     if not prompt or not prompt.strip():
@@ -135,14 +136,14 @@ def _check_arguments(prompt: str, target: str | None, depth: int | None, steps: 
         raise UsageError("--target is empty; give the target text, or leave --target out for generation.")
     if depth is not None and depth < 0:
         raise UsageError(f"--depth must be 0 or more (got {depth}); 0 is the model itself.")
-    if steps < 0:
-        raise UsageError(f"--steps must be 0 or more (got {steps}).")
+    if steps is not None and target is not None:
+        raise UsageError("--steps counts generation steps; with --target the decoder reads the whole target at "
+                         "once, so give one or the other.")
 
 
-def _encode(tokenizer, prompt: str, target: str | None, raw_config: dict, steps: int):
-    """Token ids for the prompt (and the labels for --target), refusing what the model cannot take."""
-    from t5peek.errors import UsageError
-    from t5peek.trace import position_limit
+def _encode(tokenizer, prompt: str, target: str | None, raw_config: dict, steps: int, name: str, warn):
+    """Token ids for the prompt (and the labels for --target), checked against the model's positions."""
+    from t5peek import seq2seq
 
     encoded = tokenizer(prompt, return_tensors="pt")
     input_ids = encoded["input_ids"]
@@ -151,18 +152,11 @@ def _encode(tokenizer, prompt: str, target: str | None, raw_config: dict, steps:
         import torch
 
         attention_mask = torch.ones_like(input_ids)
-    if input_ids.shape[-1] == 0:
-        raise UsageError("PROMPT tokenizes to no tokens.")
-    limit, source = position_limit(raw_config, tokenizer)
-    if limit is not None and input_ids.shape[-1] > limit:
-        raise UsageError(f"PROMPT is {input_ids.shape[-1]} tokens long; this model takes at most {limit} "
-                         f"({source}).", hint="Shorten the prompt.")
+    seq2seq.check_prompt(raw_config, name, input_ids.shape[-1], tokenizer, warn)
     labels = None
     if target is not None:
         labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"]
-        if limit is not None and labels.shape[-1] > limit:
-            raise UsageError(f"--target is {labels.shape[-1]} tokens long; this model's decoder takes at most "
-                             f"{limit} ({source}).")
-    elif limit is not None and steps > limit:
-        raise UsageError(f"--steps {steps} would go past the decoder's {limit} positions ({source}).")
+        seq2seq.check_target(raw_config, name, labels.shape[-1], tokenizer, warn)
+    else:
+        seq2seq.check_new_tokens(raw_config, name, steps, "--steps", tokenizer, warn)
     return input_ids, attention_mask, labels

@@ -1,0 +1,157 @@
+"""What every decoding core shares about a sequence-to-sequence model: one home for each fact.
+
+- Where the encoder's and the decoder's settings live in config.json (EncoderDecoderModel nests them).
+- One position-limit rule for the prompt, the target, trace steps and generated tokens.
+- The decoder's first token, the end-of-sequence ids, the teacher-forcing shift, a fresh KV cache, and
+  token strings.
+
+Nothing here imports torch at module level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from t5peek import anatomy
+from t5peek.errors import UnsupportedModel, UsageError
+
+_SANE_MAX_LENGTH = 1_000_000  # tokenizers without a limit report int(1e30)
+
+
+def encoder_config(raw: dict) -> dict:
+    """The part of config.json that describes the encoder (EncoderDecoderModel nests it under "encoder")."""
+    return raw["encoder"] if isinstance(raw.get("encoder"), dict) else raw
+
+
+def decoder_config(raw: dict) -> dict:
+    return raw["decoder"] if isinstance(raw.get("decoder"), dict) else raw
+
+
+def relative_positions(raw: dict) -> bool:
+    """T5-family models encode relative positions: no learned table caps the sequence length."""
+    return anatomy.FAMILIES.get(raw.get("model_type")) == "t5"
+
+
+@dataclass(frozen=True)
+class PositionLimit:
+    """The longest sequence a stack takes. `hard`: a learned position table ends there (going past fails);
+    otherwise it is only the length the model was trained for (the tokenizer's model_max_length)."""
+
+    positions: int | None
+    source: str = ""
+    hard: bool = True
+
+
+def encoder_limit(raw: dict, tokenizer=None) -> PositionLimit:
+    return _limit(raw, encoder_config(raw), "max_positions", tokenizer, "the encoder's ")
+
+
+def decoder_limit(raw: dict, tokenizer=None) -> PositionLimit:
+    return _limit(raw, decoder_config(raw), "decoder_max_positions", tokenizer, "the decoder's ")
+
+
+def _limit(raw: dict, part: dict, field: str, tokenizer, nested_label: str) -> PositionLimit:
+    if not relative_positions(raw):
+        for key in anatomy.CONFIG_KEYS[field]:  # LED: max_encoder_position_embeddings, ...
+            value = part.get(key)
+            if isinstance(value, int) and value > 0:
+                return PositionLimit(value, (nested_label if part is not raw else "") + f"{key} in config.json")
+    value = getattr(tokenizer, "model_max_length", None)
+    if isinstance(value, int) and 0 < value <= _SANE_MAX_LENGTH:
+        return PositionLimit(value, "the tokenizer's model_max_length", hard=not relative_positions(raw))
+    return PositionLimit(None)
+
+
+def _check(limit: PositionLimit, needed: int, too_long: str, name: str, warn: Callable[[str], None]) -> None:
+    """`too_long` completes "… at most N positions" for the error, and "more than …" for the warning."""
+    if limit.positions is None or needed <= limit.positions:
+        return
+    if limit.hard:
+        raise UsageError(f"{too_long}; '{name}' reads at most {limit.positions:,} positions ({limit.source}).")
+    warn(f"{too_long}, more than the {limit.positions:,} positions '{name}' was trained for ({limit.source}); "
+         "its relative positions let it run, but quality may drop.")
+
+
+def check_prompt(raw: dict, name: str, length: int, tokenizer, warn: Callable[[str], None]) -> None:
+    """The prompt's tokens against the encoder's positions: refused past a learned table, warned past training."""
+    if length == 0:
+        raise UsageError("PROMPT tokenizes to no tokens.")
+    _check(encoder_limit(raw, tokenizer), length, f"PROMPT is {length:,} tokens long", name, warn)
+
+
+def check_target(raw: dict, name: str, length: int, tokenizer, warn: Callable[[str], None]) -> None:
+    """Teacher forcing: the decoder reads the shifted target, one position per target token."""
+    if length == 0:
+        raise UsageError("--target tokenizes to no tokens.")
+    _check(decoder_limit(raw, tokenizer), length, f"--target is {length:,} tokens long", name, warn)
+
+
+def check_new_tokens(raw: dict, name: str, count: int, option: str, tokenizer, warn: Callable[[str], None]) -> None:
+    """Generation: the decoder sequence is the start token plus `count` new tokens."""
+    if count < 1:
+        raise UsageError(f"{option} must be at least 1 (got {count}).")
+    _check(decoder_limit(raw, tokenizer), count + 1,
+           f"{option} {count:,} needs {count + 1:,} decoder positions (the start token too)", name, warn)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+def decoder_start_id(model) -> int:
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "decoder_start_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            return value
+    pad = getattr(model.config, "pad_token_id", None)
+    if isinstance(pad, int):
+        return pad
+    raise UnsupportedModel("The model's config has no decoder_start_token_id, so the decoder has no first token.")
+
+
+def eos_ids(model) -> set[int]:
+    found: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config):
+        value = getattr(source, "eos_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            found.add(value)
+        elif isinstance(value, (list, tuple)):
+            found.update(v for v in value if isinstance(v, int))
+    return found
+
+
+def shift_right(model, labels):
+    """The decoder input for teacher forcing: the model's own shift (start token, then labels[:-1])."""
+    if hasattr(model, "prepare_decoder_input_ids_from_labels"):
+        return model.prepare_decoder_input_ids_from_labels(labels=labels)
+    if hasattr(model, "_shift_right"):
+        return model._shift_right(labels)
+    from transformers.models.bart.modeling_bart import shift_tokens_right
+
+    return shift_tokens_right(labels, model.config.pad_token_id, decoder_start_id(model))
+
+
+def new_cache():
+    """An empty EncoderDecoderCache whose layers are created as the decoder fills them.
+
+    No config, so nothing is sized by the encoder's depth: this works when encoder and decoder depths differ.
+    """
+    from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+    return EncoderDecoderCache(DynamicCache(), DynamicCache())
+
+
+def decoder_shape(model) -> tuple[int, int]:
+    """(layers, heads) of the decoder."""
+    config = model.config
+    layers = getattr(config, "num_decoder_layers", None) or getattr(config, "decoder_layers", None) or \
+        getattr(config, "num_layers", None) or config.get_text_config(decoder=True).num_hidden_layers
+    heads = getattr(config, "decoder_attention_heads", None) or getattr(config, "num_heads", None) or \
+        config.get_text_config(decoder=True).num_attention_heads
+    return int(layers), int(heads)
+
+
+def token_strings(tokenizer, ids) -> tuple[str, ...]:
+    if tokenizer is None:
+        return tuple(str(i) for i in ids)
+    return tuple(str(t) for t in tokenizer.convert_ids_to_tokens(list(ids)))
