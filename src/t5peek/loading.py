@@ -26,7 +26,8 @@ DEMO_NAME = "demo"
 DEMO_FOLDER = Path(__file__).parent / "demo"
 DEFAULT_MODEL = "google/flan-t5-base"
 
-_WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spiece.model", "*.spm"]
+_SMALL_PATTERNS = ["*.json", "*.model", "*.txt", "tokenizer*", "spiece.model", "*.spm"]
+_WEIGHT_PATTERNS = _SMALL_PATTERNS + ["*.safetensors"]
 _PICKLE_PATTERNS = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
 _TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "sentencepiece.bpe.model", "vocab.json", "source.spm",
                     "vocab.txt", "tokenizer_config.json")
@@ -134,6 +135,15 @@ def read_checkpoint(resolved: ResolvedModel, raw_config: dict | None = None) -> 
 
 def _has_tokenizer(folder: Path) -> bool:
     return any((folder / name).is_file() for name in _TOKENIZER_FILES)
+
+
+def download_tokenizer(resolved: ResolvedModel) -> ResolvedModel:
+    """Fetch the tokenizer and the small JSON files (no weights) of a Hub model, once."""
+    if resolved.repo_id is None:
+        return resolved
+    folder = hub.fetch_snapshot(resolved.repo_id, resolved.revision, resolved.folder, _SMALL_PATTERNS,
+                                _has_tokenizer)
+    return replace(resolved, folder=folder)
 
 
 def download_weights(resolved: ResolvedModel, allow_pickle: bool) -> ResolvedModel:

@@ -1,6 +1,6 @@
-"""Options shared by every command that loads a model, defined once.
-
-Each command takes `common: CommonOptions` built by `common_options(...)`, so the flags read the same everywhere.
+"""Options shared by the commands, defined once, in two groups: where MODEL comes from (model, revision,
+offline, refresh) and how weights run (device, dtype, allow-pickle, force, device-map, max-memory).
+A command declares only the options it uses, then `open_model(...)` gives it the Python API's Model.
 """
 
 from __future__ import annotations
@@ -53,30 +53,25 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of e
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 
 
-@dataclass(frozen=True)
-class CommonOptions:
-    model: str
-    revision: str | None
-    offline: bool
-    device: str
-    dtype: str
-    allow_pickle: bool
-    debug: bool
-    json: bool
-    refresh: bool = False
-
-
-def common_options(model_arg: str | None, model_opt: str | None, revision: str | None, offline: bool,
-                   device: Device, dtype: Dtype, allow_pickle: bool, debug: bool, json: bool,
-                   refresh: bool = False) -> CommonOptions:
-    """Bundle the shared flags; MODEL may come as the positional argument or as --model."""
+def model_name(model_arg: str | None, model_opt: str | None) -> str:
+    """MODEL may come as the positional argument or as --model; the default is the Hub's flan-t5-base."""
     from t5peek.errors import UsageError
 
     if model_arg and model_opt and model_arg != model_opt:
         raise UsageError(f"MODEL given twice ('{model_arg}' and --model '{model_opt}'); give it once.")
-    return CommonOptions(model=model_arg or model_opt or DEFAULT_MODEL, revision=revision, offline=offline,
-                         device=Device(device).value, dtype=Dtype(dtype).value, allow_pickle=allow_pickle,
-                         debug=debug, json=json, refresh=refresh)
+    return model_arg or model_opt or DEFAULT_MODEL
+
+
+def open_model(name: str, out, *, revision: str | None = None, offline: bool = False, refresh: bool = False,
+               device: Device = Device.cpu, dtype: Dtype = Dtype.auto, allow_pickle: bool = False,
+               force: bool = False, device_map: str | None = None, max_memory: list[str] | None = None):
+    """The Python API's Model for a command, its warnings and progress going to `out`."""
+    from t5peek.api import Model
+    from t5peek.placement import parse_max_memory
+
+    return Model(name, revision=revision, offline=offline, refresh=refresh, device=Device(device).value,
+                 dtype=Dtype(dtype).value, allow_pickle=allow_pickle, force=force, device_map=device_map,
+                 max_memory=parse_max_memory(max_memory), warn=out.warn, progress=out.progress)
 
 
 def check_prompt_is_not_a_model(prompt: str, model_given: bool, command: str) -> None:
@@ -93,3 +88,24 @@ def check_prompt_is_not_a_model(prompt: str, model_given: bool, command: str) ->
         raise UsageError(f"PROMPT is '{stripped}', which names a model, and no -m was given, so the default model "
                          f"{DEFAULT_MODEL} would be used. Did you mean `-m {stripped}`?",
                          hint=f't5peek {command} -m {stripped} "translate English to German: the house is small"')
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    model: str
+    revision: str | None
+    offline: bool
+    device: str
+    dtype: str
+    allow_pickle: bool
+    debug: bool
+    json: bool
+    refresh: bool = False
+
+
+def common_options(model_arg: str | None, model_opt: str | None, revision: str | None, offline: bool,
+                   device: Device, dtype: Dtype, allow_pickle: bool, debug: bool, json: bool,
+                   refresh: bool = False) -> CommonOptions:
+    return CommonOptions(model=model_name(model_arg, model_opt), revision=revision, offline=offline,
+                         device=Device(device).value, dtype=Dtype(dtype).value, allow_pickle=allow_pickle,
+                         debug=debug, json=json, refresh=refresh)

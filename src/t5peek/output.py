@@ -87,6 +87,17 @@ def fail(output_err: Console | None, message: str, hint: str | None = None) -> N
         err.print(f"  [dim]hint:[/] {redact(hint)}", markup=True, highlight=False, soft_wrap=True)
 
 
+def cli_command(func: Callable) -> Callable:
+    """Wire a Typer command to the one error handler: its `debug` option decides on tracebacks."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        run_command(bool(kwargs.get("debug")), lambda: func(*args, **kwargs))
+
+    return wrapper
+
+
 def run_command(debug: bool, body: Callable[[], None]) -> None:
     """Run a command body, turning every failure into one line on stderr and a documented exit code."""
     import typer

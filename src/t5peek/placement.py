@@ -55,6 +55,14 @@ def parse_max_memory(values: list[str] | None) -> dict[str | int, int] | None:
     return memory
 
 
+def normalize_max_memory(memory: dict | None) -> dict[str | int, int] | None:
+    """{0: "10GiB", "cpu": 2_000_000_000} (the Python API's form) → the same as parse_max_memory gives."""
+    if not memory:
+        return None
+    return parse_max_memory([f"{device}={size if isinstance(size, str) else int(size)}"
+                             for device, size in memory.items()])
+
+
 def plan(meta_model, max_memory: dict[str | int, int], dtype=None) -> Placement:
     """accelerate's split of the model over the given memory, grouped by device."""
     try:
@@ -95,16 +103,3 @@ def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_f
     if max_memory is not None:
         kwargs["max_memory"] = {k: v for k, v in max_memory.items()}
     return kwargs
-
-
-def plan_for_model(resolved, raw_config: dict, checkpoint, max_memory: dict, dtype: str = "auto") -> Placement:
-    """Build the meta model and plan its split; dtype 'auto' plans with the stored dtype."""
-    import torch
-
-    from t5peek import loading
-
-    meta = loading.build_meta_model(resolved, raw_config, checkpoint)
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    stored = checkpoint.main_dtype if checkpoint is not None else None
-    torch_dtype = names.get(dtype) or names.get(stored or "", torch.float32)
-    return plan(meta, max_memory, torch_dtype)

@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, ModelArg,
-                            ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, common_options)
-from t5peek.output import Output, run_command
+from t5peek.options import (DebugOpt, JsonOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, model_name,
+                            open_model)
+from t5peek.output import Output, cli_command
 
 HELP = """The module tree of the full seq2seq LM, with parameters and weight shapes per node.
 
@@ -25,6 +25,7 @@ Examples:
 """
 
 
+@cli_command
 def arch_command(
     model_arg: ModelArg = None,
     depth: Annotated[Optional[int], typer.Option("--depth", "-d", min=0,
@@ -35,30 +36,11 @@ def arch_command(
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     refresh: RefreshOpt = False,
-    device: DeviceOpt = Device.cpu,
-    dtype: DtypeOpt = Dtype.auto,
-    allow_pickle: AllowPickleOpt = False,
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    def body() -> None:
-        from t5peek import arch, loading
-        from t5peek.render.arch import render_arch
+    from t5peek.render.arch import render_arch
 
-        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
-        out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
-        for warning in resolved.warnings:
-            out.warn(warning)
-        raw = loading.read_config(resolved)
-        checkpoint = loading.read_checkpoint(resolved, raw)
-        notes = ()
-        if not checkpoint.tensors:
-            notes = ("no safetensors header could be read: the tree follows config.json alone, its "
-                     "tie_word_embeddings included",)
-        with out.progress("Building the model on the meta device…"):
-            meta = loading.build_meta_model(resolved, raw, checkpoint)
-            report = arch.describe(meta, common.model, depth, expand, notes)
-        out.emit(report, lambda record, console: render_arch(record, console, show_shapes=shapes))
-
-    run_command(debug, body)
+    out = Output(json, debug)
+    peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh)
+    out.emit(peek.arch(depth, expand), lambda record, console: render_arch(record, console, show_shapes=shapes))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt,
-                            ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, common_options)
-from t5peek.output import Output, run_command
+from t5peek.options import (DebugOpt, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt,
+                            RefreshOpt, RevisionOpt, model_name, open_model)
+from t5peek.output import Output, cli_command
 
 HELP = """One-screen summary of a model: family, depths, widths, vocabulary, tying, dtype, origin.
 
@@ -20,6 +20,7 @@ Examples:
 """
 
 
+@cli_command
 def info_command(
     model_arg: ModelArg = None,
     max_memory: MaxMemoryOpt = None,
@@ -27,46 +28,15 @@ def info_command(
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     refresh: RefreshOpt = False,
-    device: DeviceOpt = Device.cpu,
     dtype: DtypeOpt = Dtype.auto,
-    allow_pickle: AllowPickleOpt = False,
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    def body() -> None:
-        from dataclasses import replace
+    from t5peek.placement import parse_max_memory
+    from t5peek.render.info import render_info
 
-        from t5peek import info, loading, params, placement
-        from t5peek.render.info import render_info
-
-        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
-        out = Output(common.json, common.debug)
-        memory = placement.parse_max_memory(max_memory)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
-        for warning in resolved.warnings:
-            out.warn(warning)
-        raw = loading.read_config(resolved)
-        checkpoint = loading.read_checkpoint(resolved, raw)
-        total, note = None, "needs the checkpoint headers (run `t5peek params` to count from the config)"
-        if checkpoint.tensors and raw["model_type"] in _header_counted():
-            total = params.count(common.model, raw, checkpoint, "component").total
-            note = "exact, from the safetensors headers"
-        elif not checkpoint.tensors and checkpoint.format == "none":
-            with out.progress("Building the model on the meta device…"):
-                total = params.count(common.model, raw, checkpoint, "component",
-                                     lambda: loading.build_meta_model(resolved, raw, checkpoint)).total
-            note = "from config.json alone (no checkpoint header could be read)"
-        record = info.summarize(resolved, raw, checkpoint, total, note)
-        if memory is not None:
-            with out.progress("Planning the split over --max-memory…"):
-                record = replace(record, placement=placement.plan_for_model(resolved, raw, checkpoint, memory,
-                                                                            common.dtype))
-        out.emit(record, render_info)
-
-    run_command(debug, body)
-
-
-def _header_counted() -> set[str]:
-    from t5peek.anatomy import HEADER_COUNTED
-
-    return HEADER_COUNTED
+    out = Output(json, debug)
+    memory = parse_max_memory(max_memory)
+    peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
+                      dtype=dtype)
+    out.emit(peek.info(plan_memory=memory), render_info)

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt, JsonOpt,
-                            MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, common_options)
-from t5peek.output import Output, run_command
+from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceOpt, Dtype, DtypeOpt, ForceOpt, JsonOpt,
+                            MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, model_name,
+                            open_model)
+from t5peek.output import Output, cli_command
 
 HELP = """Exact parameter counts, broken down, and the memory they take per dtype.
 
@@ -34,12 +35,14 @@ class View(str, enum.Enum):
     type = "type"
 
 
+@cli_command
 def params_command(
     model_arg: ModelArg = None,
     by: Annotated[View, typer.Option("--by", help="Break down by component, layer or type.",
                                      case_sensitive=False)] = View.component,
     weights: Annotated[bool, typer.Option("--weights", help="Load the weights too, to count trainable and "
-                                          "frozen parameters.")] = False,
+                                          "frozen parameters (--device, --dtype, --allow-pickle and --force "
+                                          "apply to that load).")] = False,
     max_memory: MaxMemoryOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
@@ -52,36 +55,11 @@ def params_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    def body() -> None:
-        from dataclasses import replace
+    from t5peek.placement import parse_max_memory
+    from t5peek.render.params import render_params
 
-        from t5peek import loading, params, placement
-        from t5peek.render.params import render_params
-
-        common = common_options(model_arg, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
-        out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
-        for warning in resolved.warnings:
-            out.warn(warning)
-        raw = loading.read_config(resolved)
-        checkpoint = loading.read_checkpoint(resolved, raw)
-        memory = placement.parse_max_memory(max_memory)
-        loaded = None
-        if weights:
-            with out.progress(f"Loading the weights of {common.model}…"):
-                loaded = loading.load_model(resolved, device=common.device, dtype=common.dtype,
-                                            allow_pickle=common.allow_pickle, with_tokenizer=False,
-                                            force=force, warn=out.warn).model
-
-        def meta_model():
-            with out.progress("Building the model on the meta device…"):
-                return loading.build_meta_model(resolved, raw, checkpoint)
-
-        report = params.count(common.model, raw, checkpoint, by.value, meta_model, loaded)
-        if memory is not None:
-            with out.progress("Planning the split over --max-memory…"):
-                split = placement.plan_for_model(resolved, raw, checkpoint, memory, common.dtype)
-            report = replace(report, placement=split)
-        out.emit(report, render_params)
-
-    run_command(debug, body)
+    out = Output(json, debug)
+    memory = parse_max_memory(max_memory)
+    peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
+                      device=device, dtype=dtype, allow_pickle=allow_pickle, force=force)
+    out.emit(peek.params(View(by).value, weights=weights, plan_memory=memory), render_params)

@@ -1,0 +1,140 @@
+"""The Python API: `t5peek.Model` returns the same records the CLI renders.
+
+    >>> import t5peek
+    >>> demo = t5peek.Model("demo")
+    >>> demo.params().total
+    1470976
+    >>> run = demo.generate("translate English to Spanish: the red house is small", max_new_tokens=8)
+    >>> run.output_text
+
+In Jupyter each record displays itself as the CLI would draw it. Errors are `t5peek.T5PeekError`
+subclasses with a one-line `.message` and an `.exit_code`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Callable
+
+from t5peek import anatomy, arch, info, params, seq2seq
+from t5peek.errors import UsageError
+from t5peek.loading import DEFAULT_MODEL
+from t5peek.session import RunOptions, Session, SourceOptions
+
+VIEWS = ("component", "layer", "type")
+
+
+class Model:
+    """One encoder-decoder model: a Hub id, a local folder, or "demo" (bundled, offline).
+
+    Options are those of the CLI: `revision`, `offline`, `refresh` say where the model comes from;
+    `device`, `dtype`, `allow_pickle`, `force`, `device_map`, `max_memory` (e.g. {"cpu": "30GB", 0: "10GiB"})
+    say how weights are loaded. Each file is read once, the first time a method needs it.
+    """
+
+    def __init__(self, name: str = DEFAULT_MODEL, *, revision: str | None = None, offline: bool = False,
+                 refresh: bool = False, device: str = "cpu", dtype: str = "auto", allow_pickle: bool = False,
+                 force: bool = False, device_map: str | None = None, max_memory: dict | None = None,
+                 warn: Callable[[str], None] | None = None, progress=None):
+        from t5peek.placement import normalize_max_memory
+
+        self.session = Session(SourceOptions(name, revision, offline, refresh),
+                               RunOptions(device, dtype, allow_pickle, force, device_map,
+                                          normalize_max_memory(max_memory)),
+                               warn=warn or _warn_once)
+        if progress is not None:
+            self.session.progress = progress
+
+    def __repr__(self) -> str:
+        return f"t5peek.Model({self.session.name!r})"
+
+    @property
+    def name(self) -> str:
+        return self.session.name
+
+    # ------------------------------------------------------------------ headers only
+
+    def info(self, plan_memory: dict | None = None) -> info.ModelInfo:
+        """A one-screen summary from config.json and the safetensors headers (no weights)."""
+        s = self.session
+        total, note = None, "needs the checkpoint headers (run `t5peek params` to count from the config)"
+        if s.checkpoint.tensors and s.model_type in anatomy.HEADER_COUNTED:
+            total, note = self._count("component").total, "exact, from the safetensors headers"
+        elif s.checkpoint.format == "none":
+            total, note = self._count("component").total, "from config.json alone (no checkpoint header could be read)"
+        record = info.summarize(s.resolved, s.config, s.checkpoint, total, note)
+        if plan_memory:
+            record = replace(record, placement=s.plan_split(_memory(plan_memory)))
+        return record
+
+    def params(self, by: str = "component", weights: bool = False,
+               plan_memory: dict | None = None) -> params.ParamReport:
+        """Exact parameter counts, broken down `by` component, layer or type; tied weights count once."""
+        if by not in VIEWS:
+            raise UsageError(f"by must be one of {', '.join(VIEWS)} (got {by!r}).")
+        loaded = self.session.weights(eager_attention=False).model if weights else None
+        report = self._count(by, loaded)
+        if plan_memory:
+            report = replace(report, placement=self.session.plan_split(_memory(plan_memory)))
+        return report
+
+    def _count(self, by: str, loaded=None) -> params.ParamReport:
+        s = self.session
+        return params.count(s.name, s.config, s.checkpoint, by, lambda: s.meta_model, loaded)
+
+    def arch(self, depth: int | None = None, expand: bool = False) -> arch.ArchReport:
+        """The module tree on the meta device, identical consecutive blocks collapsed (`expand` keeps them)."""
+        if depth is not None and depth < 0:
+            raise UsageError(f"depth must be 0 or more (got {depth}).")
+        s = self.session
+        notes = () if s.checkpoint.tensors else (
+            "no safetensors header could be read: the tree follows config.json alone, its tie_word_embeddings "
+            "included",)
+        return arch.describe(s.meta_model, s.name, depth, expand, notes)
+
+    # ------------------------------------------------------------------ weights
+
+    def trace(self, prompt: str, target: str | None = None, steps: int | None = None, depth: int | None = None,
+              stats: bool = False, explain: bool = False, global_attention_mask=None):
+        """Run `prompt` under hooks: every module's shapes, in generation (`steps`, 3 by default) or teacher
+        forcing (`target`). `global_attention_mask` (LED only, shape [1, S]) gives tokens global attention."""
+        from t5peek.trace_run import run_trace
+
+        return run_trace(self.session, prompt, target=target, steps=steps, depth=depth, stats=stats,
+                         explain=explain, global_attention_mask=global_attention_mask)
+
+    def generate(self, prompt: str, *, max_new_tokens: int | None = None, num_beams: int | None = None,
+                 sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
+                 seed: int | None = None, top_k: int = 5, layer: int | None = None, keep_heads: bool = False,
+                 on_start: Callable | None = None, on_step: Callable | None = None):
+        """Decode `prompt` step by step; ids and scores equal `model.generate()` with the same settings.
+
+        `on_start(plan)` and `on_step(step)` are called as decoding goes (the CLI streams with them).
+        """
+        from t5peek.generate_run import GenerateRequest, run_generate
+
+        request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k,
+                                  layer, keep_heads)
+        return run_generate(self.session, request, on_start=on_start, on_step=on_step)
+
+    def tokens(self, text: str) -> tuple[str, ...]:
+        """How the model's tokenizer splits `text`."""
+        tokenizer = self.session.tokenizer
+        return seq2seq.token_strings(tokenizer, tokenizer(text)["input_ids"])
+
+
+def _memory(plan_memory: dict) -> dict:
+    from t5peek.placement import normalize_max_memory
+
+    return normalize_max_memory(plan_memory)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    import warnings
+
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, stacklevel=3)

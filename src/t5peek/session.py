@@ -1,0 +1,124 @@
+"""One MODEL, read once, in the one safe order.
+
+    resolve → config.json → safetensors headers → tokenizer → (memory check) → weights
+
+Each step runs the first time something asks for it and is kept: a command that needs only the headers
+never touches torch, and a command that loads weights checks that they fit before any weight is downloaded.
+The CLI commands and the Python API (`t5peek.Model`) both go through a Session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Callable, ContextManager
+
+from t5peek import anatomy, loading
+from t5peek.checkpoint import CheckpointIndex
+from t5peek.loading import ResolvedModel
+
+
+def _no_progress(message: str) -> ContextManager:
+    return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class SourceOptions:
+    """Where MODEL comes from."""
+
+    model: str = loading.DEFAULT_MODEL
+    revision: str | None = None
+    offline: bool = False
+    refresh: bool = False
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How weights are loaded and run."""
+
+    device: str = "cpu"
+    dtype: str = "auto"
+    allow_pickle: bool = False
+    force: bool = False
+    device_map: str | None = None
+    max_memory: dict | None = None
+
+
+@dataclass
+class Session:
+    source: SourceOptions = field(default_factory=SourceOptions)
+    run: RunOptions = field(default_factory=RunOptions)
+    warn: Callable[[str], None] = lambda message: None
+    progress: Callable[[str], ContextManager] = _no_progress
+
+    @property
+    def name(self) -> str:
+        return self.source.model
+
+    @cached_property
+    def resolved(self) -> ResolvedModel:
+        resolved = loading.resolve_model(self.source.model, self.source.revision, self.source.offline,
+                                         self.source.refresh)
+        for warning in resolved.warnings:
+            self.warn(warning)
+        return resolved
+
+    @cached_property
+    def config(self) -> dict:
+        """config.json as a dict, refused when it asks for remote code or is not an encoder-decoder."""
+        return loading.read_config(self.resolved)
+
+    @property
+    def model_type(self) -> str:
+        return self.config["model_type"]
+
+    @cached_property
+    def checkpoint(self) -> CheckpointIndex:
+        """The stored tensors, from safetensors headers (local files, or a few KB from the Hub)."""
+        return loading.read_checkpoint(self.resolved, self.config)
+
+    def require(self, command: str) -> None:
+        """Refuse the families a command cannot run (ProphetNet for trace and generate)."""
+        anatomy.check_supported(self.model_type, command, self.name)
+
+    @cached_property
+    def meta_model(self):
+        """The module tree on the meta device: no memory for weights, untied where the checkpoint is."""
+        with self.progress("Building the model on the meta device…"):
+            return loading.build_meta_model(self.resolved, self.config, self.checkpoint)
+
+    @cached_property
+    def tokenizer(self):
+        """The tokenizer; for a Hub model only its small files are downloaded, never the weights."""
+        with self.progress("Loading the tokenizer…"):
+            loading.quiet_libraries()
+            return loading.load_tokenizer(loading.download_tokenizer(self.resolved))
+
+    def weights(self, eager_attention: bool = True):
+        """The model with real weights (loaded once): the memory check comes before any weight download."""
+        cached = self.__dict__.get("_loaded")
+        if cached is not None and cached[0] == eager_attention:
+            return cached[1]
+        with self.progress(f"Loading the weights of {self.name}…"):
+            loaded = loading.load_model(self.resolved, device=self.run.device, dtype=self.run.dtype,
+                                        allow_pickle=self.run.allow_pickle, eager_attention=eager_attention,
+                                        with_tokenizer=False, force=self.run.force,
+                                        device_map=self.run.device_map, max_memory=self.run.max_memory,
+                                        warn=self.warn)
+        self.__dict__["_loaded"] = (eager_attention, loaded)
+        return loaded
+
+    def plan_split(self, max_memory: dict):
+        """How accelerate would place the model over `max_memory`, planned on the meta model."""
+        from t5peek import placement
+
+        with self.progress("Planning the split over --max-memory…"):
+            return placement.plan(self.meta_model, max_memory, self._planning_dtype())
+
+    def _planning_dtype(self):
+        import torch
+
+        names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        stored = self.checkpoint.main_dtype
+        return names.get(self.run.dtype) or names.get(stored or "", torch.float32)

@@ -1,0 +1,87 @@
+"""`trace` for one Session: tokenize and check lengths, load the weights, run under hooks, add the notes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from t5peek import seq2seq
+from t5peek.errors import UsageError
+from t5peek.session import Session
+
+DEFAULT_STEPS = 3
+EAGER_NOTE = ("attention was loaded in eager mode (attn_implementation='eager') so that attention weights exist; "
+              "sdpa or flash attention compute the same result without them.")
+GREEDY_NOTE = ("greedy = the highest-scoring token at each step, from the raw logits (generate() may also apply "
+               "forced or banned tokens from the generation config).")
+
+
+def check_arguments(prompt: str, target: str | None, depth: int | None, steps: int | None) -> None:
+    """Usage errors that need nothing but the arguments themselves."""
+    if not prompt or not prompt.strip():
+        raise UsageError("PROMPT is empty; give the text to trace, e.g. t5peek trace \"the house is small\".")
+    if target is not None and not target.strip():
+        raise UsageError("--target is empty; give the target text, or leave --target out for generation.")
+    if depth is not None and depth < 0:
+        raise UsageError(f"--depth must be 0 or more (got {depth}); 0 is the model itself.")
+    if steps is not None and target is not None:
+        raise UsageError("--steps counts generation steps; with --target the decoder reads the whole target at "
+                         "once, so give one or the other.")
+
+
+def encode(session: Session, prompt: str, target: str | None, steps: int):
+    """Token ids for the prompt (and the labels for --target), checked against the model's positions."""
+    tokenizer = session.tokenizer
+    encoded = tokenizer(prompt, return_tensors="pt")
+    input_ids = encoded["input_ids"]
+    attention_mask = encoded.get("attention_mask")
+    if attention_mask is None:
+        import torch
+
+        attention_mask = torch.ones_like(input_ids)
+    seq2seq.check_prompt(session.config, session.name, input_ids.shape[-1], tokenizer, session.warn)
+    labels = None
+    if target is not None:
+        labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"]
+        seq2seq.check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
+    else:
+        seq2seq.check_new_tokens(session.config, session.name, steps, "--steps", tokenizer, session.warn)
+    return input_ids, attention_mask, labels
+
+
+def run_trace(session: Session, prompt: str, *, target: str | None = None, steps: int | None = None,
+              depth: int | None = None, stats: bool = False, explain: bool = False, global_attention_mask=None):
+    """The TraceReport of `prompt`: the tokenizer and length checks come before any weight is loaded."""
+    from t5peek.trace import trace_forward
+
+    check_arguments(prompt, target, depth, steps)
+    steps = DEFAULT_STEPS if steps is None else steps
+    session.require("trace")
+    input_ids, attention_mask, labels = encode(session, prompt, target, steps)
+    loaded = session.weights(eager_attention=True)
+    device = loaded.device
+    if global_attention_mask is not None:
+        global_attention_mask = global_attention_mask.to(device)
+    with session.progress("Running the model under hooks…"):
+        report = trace_forward(loaded.model, input_ids.to(device), attention_mask.to(device), depth=depth,
+                               target_ids=None if labels is None else labels.to(device), steps=steps, stats=stats,
+                               tokenizer=session.tokenizer, model_name=session.name, prompt=prompt, target=target,
+                               explain=explain, global_attention_mask=global_attention_mask)
+    return replace(report, notes=_notes(loaded, report, stats) + report.notes)
+
+
+def _notes(loaded, report, stats: bool) -> tuple[str, ...]:
+    notes = [EAGER_NOTE]
+    if loaded.device != "cpu" and not stats:
+        notes.append(f"times on {loaded.device} are host-side: kernels run asynchronously and the trace does not "
+                     "wait for them.")
+    split = getattr(loaded.model, "hf_device_map", None)
+    if split and len(set(split.values())) > 1:
+        by_device: dict[str, list[str]] = {}
+        for module_name, where in split.items():
+            by_device.setdefault(str(where), []).append(module_name)
+        notes.append("split by accelerate: " + "; ".join(f"{where}: {', '.join(names)}"
+                                                         for where, names in by_device.items())
+                     + ". Offloaded modules run on the CPU, their weights brought in as they run.")
+    if report.view == "generation":
+        notes.append(GREEDY_NOTE)
+    return tuple(notes)
