@@ -138,7 +138,7 @@ def bench_trace_scaling(model, tokenizer, inputs, args) -> dict:
 
 def generate_calls(model, tokenizer, inputs: Inputs, length: int, new_tokens: int, beams: int,
                    with_plain: bool) -> tuple[dict, dict]:
-    from t5peek.steps import DecodeSettings, decode
+    from t5peek.generate import DecodeSettings, decode
 
     input_ids, attention_mask = inputs.source(length)
     # exactly `new_tokens` tokens on both sides: end-of-sequence is banned until then, and the limit stops it
@@ -203,7 +203,7 @@ def bench_generate_scaling(model, tokenizer, inputs, args) -> dict:
 
     from transformers import StoppingCriteriaList
 
-    from t5peek.steps import DecodeSettings, decode
+    from t5peek.generate import DecodeSettings, decode
 
     largest = max(args.gen_tokens)
     input_ids, attention_mask = inputs.source(args.length)

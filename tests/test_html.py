@@ -15,8 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from t5peek.generate import DecodeSettings, decode  # noqa: E402
 from t5peek.render.html import render_html, report_data, write_html  # noqa: E402
-from t5peek.steps import DecodeSettings, decode  # noqa: E402
 
 PROMPT = "translate English to German : the red house is small"
 EXTERNAL = re.compile(r"""(src|href|action|poster|data)\s*=\s*["']?\s*(https?:|//)""", re.I)

@@ -58,7 +58,6 @@ def test_hub_headers_when_weights_not_downloaded(loophub, tiny_t5_untied):
 def test_unreachable_headers_fall_back_to_config(monkeypatch, hub_cache, tiny_t5, tmp_path):
     import shutil
 
-    import huggingface_hub
 
     config_only = tmp_path / "config-only"
     config_only.mkdir()

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from conftest import make_t5  # noqa: E402
 from t5peek.errors import UsageError  # noqa: E402
-from t5peek.steps import BeamStep, DecodeError, DecodeSettings, Step, decode, resolve_settings  # noqa: E402
+from t5peek.generate import BeamStep, DecodeError, DecodeSettings, Step, decode, resolve_settings  # noqa: E402
 
 PROMPT = "translate English to German : the red house is small"
 

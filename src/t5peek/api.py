@@ -44,6 +44,9 @@ class Model:
                                warn=warn or _warn_once)
         if progress is not None:
             self.session.progress = progress
+        from t5peek.render.notebook import register_if_in_ipython
+
+        register_if_in_ipython()
 
     def __repr__(self) -> str:
         return f"t5peek.Model({self.session.name!r})"

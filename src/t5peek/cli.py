@@ -28,7 +28,8 @@ Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 refused for safety, 130 inte
 """
 
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+                  rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 
 
 def _version(value: bool) -> None:

@@ -136,7 +136,8 @@ def from_hub_exception(exc: BaseException, model: str, revision: str | None) -> 
                                  hint="Log in with `hf auth login` or set HF_TOKEN with access to it.")
         if status is not None and status >= 500:
             return ModelNotFound(f"The Hugging Face Hub failed to answer for '{model}' (HTTP {status}); "
-                                 "it may be down.", hint="Try again later; models already in the cache work without the Hub.")
+                                 "it may be down.",
+                                 hint="Try again later; models already in the cache work without the Hub.")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return ModelNotFound(f"The Hub refused the request for '{model}': {first}")
     return None

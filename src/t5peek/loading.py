@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -92,7 +91,8 @@ def read_config(resolved: ResolvedModel) -> dict:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise BadCheckpoint(f"config.json of '{resolved.name}' is not valid JSON (line {exc.lineno}: {exc.msg}).")
+        raise BadCheckpoint(f"config.json of '{resolved.name}' is not valid JSON (line {exc.lineno}: "
+                            f"{exc.msg}).") from None
     except UnicodeDecodeError:
         raise BadCheckpoint(f"config.json of '{resolved.name}' is not UTF-8 text.") from None
     if not isinstance(raw, dict):
@@ -122,7 +122,7 @@ def check_encoder_decoder(raw: dict, name: str) -> None:
                                "encoder-decoder head; t5peek inspects encoder-decoder models (T5, BART, ...).")
 
 
-def read_checkpoint(resolved: ResolvedModel, raw_config: dict | None = None) -> CheckpointIndex:
+def read_checkpoint(resolved: ResolvedModel) -> CheckpointIndex:
     """The stored tensors, from headers only. For Hub models not yet downloaded, asks the Hub for headers."""
     if resolved.repo_id is None or weights_present(resolved.folder):
         return read_local_checkpoint(resolved.folder, resolved.root)
@@ -281,7 +281,7 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     raw_config = read_config(resolved)
     device = resolve_device(device)
     big_model = placement.device_map_kwargs(device_map, max_memory, _offload_folder)
-    headers = read_checkpoint(resolved, raw_config)  # before any download: enough to check memory
+    headers = read_checkpoint(resolved)  # before any download: enough to check memory
     if not force and headers.tensors and not big_model:
         check_memory(resolved.name, headers, resolve_dtype(dtype, device, headers, lambda message: None), device)
     resolved = download_weights(resolved, allow_pickle)

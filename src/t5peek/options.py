@@ -47,8 +47,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Load even when the weig
                                         "memory available.")]
 DeviceMapOpt = Annotated[Optional[str], typer.Option("--device-map", help="'auto' splits the model over GPUs, "
                                                    "the CPU and disk with accelerate.")]
-MaxMemoryOpt = Annotated[Optional[list[str]], typer.Option("--max-memory", metavar="DEVICE=SIZE", help="Memory per device for the split, "
-                                                           "e.g. --max-memory 0=10GiB --max-memory cpu=30GB.")]
+MaxMemoryOpt = Annotated[Optional[list[str]], typer.Option("--max-memory", metavar="DEVICE=SIZE",
+                                                           help="Memory per device for the split, e.g. "
+                                                           "--max-memory 0=10GiB --max-memory cpu=30GB.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the traceback of errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 

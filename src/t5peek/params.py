@@ -233,7 +233,7 @@ def memory(total: int) -> dict[str, int]:
     return {dtype: math.ceil(total * size) for dtype, size in BYTES_PER_PARAM.items()}
 
 
-def report(model: str, model_type: str, raw_config: dict, tensors: list[Tensor], by: str, counted_from: str,
+def report(model: str, model_type: str, tensors: list[Tensor], by: str, counted_from: str,
            checkpoint: CheckpointIndex | None, notes: tuple[str, ...] = (), trainable: int | None = None,
            frozen: int | None = None, unstored: tuple[str, ...] = ()) -> ParamReport:
     total = sum(t.numel for t in tensors)
@@ -263,11 +263,11 @@ def count(model: str, raw_config: dict, checkpoint: CheckpointIndex | None, by: 
         tensors = tensors_from_model(loaded_model)
         trainable = sum(p.numel() for p in loaded_model.parameters() if p.requires_grad)
         frozen = sum(p.numel() for p in loaded_model.parameters() if not p.requires_grad)
-        return report(model, model_type, raw_config, tensors, by, "loaded weights", checkpoint,
+        return report(model, model_type, tensors, by, "loaded weights", checkpoint,
                       trainable=trainable, frozen=frozen)
     if has_headers and model_type in anatomy.HEADER_COUNTED:
         tensors = tensors_from_headers(model_type, raw_config, checkpoint)
-        return report(model, model_type, raw_config, tensors, by, "safetensors headers", checkpoint)
+        return report(model, model_type, tensors, by, "safetensors headers", checkpoint)
     meta = meta_model_factory()
     tensors = tensors_from_model(meta)
     if has_headers:
@@ -280,9 +280,9 @@ def count(model: str, raw_config: dict, checkpoint: CheckpointIndex | None, by: 
                                 and not any(p.search(t.name) for p in ignored)))
         if unstored:
             notes.append(f"{len(unstored)} parameter tensors are not in the checkpoint and would stay random")
-        return report(model, model_type, raw_config, tensors, by, "meta model, tying checked against headers",
+        return report(model, model_type, tensors, by, "meta model, tying checked against headers",
                       checkpoint, tuple(notes), unstored=unstored)
     notes.append("no safetensors header could be read: counted from config.json alone (tie_word_embeddings "
                  f"{'false' if anatomy.head_declared_untied(raw_config) else 'true or unset'}), so tensors missing "
                  "from the checkpoint cannot be seen")
-    return report(model, model_type, raw_config, tensors, by, "config only", checkpoint, tuple(notes))
+    return report(model, model_type, tensors, by, "config only", checkpoint, tuple(notes))

@@ -19,7 +19,7 @@ from t5peek.checkpoint import CheckpointIndex
 from t5peek.loading import ResolvedModel
 
 
-def _no_progress(message: str) -> ContextManager:
+def _no_progress(_message: str) -> ContextManager:
     return contextlib.nullcontext()
 
 
@@ -76,7 +76,7 @@ class Session:
     @cached_property
     def checkpoint(self) -> CheckpointIndex:
         """The stored tensors, from safetensors headers (local files, or a few KB from the Hub)."""
-        return loading.read_checkpoint(self.resolved, self.config)
+        return loading.read_checkpoint(self.resolved)
 
     def require(self, command: str) -> None:
         """Refuse the families a command cannot run (ProphetNet for trace and generate)."""

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, DeviceMapOpt, DeviceOpt, Device, Dtype, DtypeOpt, ForceOpt,
+from t5peek.loading import DEFAULT_MODEL
+from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, ForceOpt,
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
-                            check_prompt_is_not_a_model, common_options)
-from t5peek.output import Output, run_command
+                            check_prompt_is_not_a_model, open_model)
+from t5peek.output import Output, cli_command
 
 HELP = """Decode PROMPT step by step: at each step the decoder input so far, the top-k next tokens (id,
 token, raw logit, probability after the logits processors), the token chosen and by which rule, and
@@ -34,6 +35,7 @@ Examples:
 """
 
 
+@cli_command
 def generate_command(
     prompt: Annotated[str, typer.Argument(help="The text to feed the encoder.", show_default=False,
                                           metavar="PROMPT")],
@@ -79,77 +81,44 @@ def generate_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    def body() -> None:
-        from dataclasses import replace
+    from t5peek.generate_run import GenerateRequest, check_request
 
-        from t5peek import anatomy, loading, placement, seq2seq
-        from t5peek.errors import UsageError
-
-        memory = placement.parse_max_memory(max_memory)
-        check_options(prompt, top_k, max_new_tokens, num_beams, sample, temperature, top_p, layer, html)
-        check_prompt_is_not_a_model(prompt, model is not None, "generate")
-        common = common_options(None, model, revision, offline, device, dtype, allow_pickle, debug, json, refresh)
-        out = Output(common.json, common.debug)
-        resolved = loading.resolve_model(common.model, common.revision, common.offline, common.refresh)
-        for warning in resolved.warnings:
-            out.warn(warning)
-        raw = loading.read_config(resolved)
-        anatomy.check_supported(raw["model_type"], "generate", common.model)
-        shown_top_k = check_against_config(raw, common.model, top_k, max_new_tokens, layer, out)
-
-        # The tokenizer comes before the weights, so that a prompt too long for the model fails fast.
-        with out.progress(f"Loading {common.model}…"):
-            loading.quiet_libraries()
-            downloaded = loading.download_weights(resolved, common.allow_pickle)
-            tokenizer = loading.load_tokenizer(downloaded)
-        encoded = tokenizer(prompt, return_tensors="pt")
-        seq2seq.check_prompt(raw, common.model, encoded["input_ids"].shape[1], tokenizer, out.warn)
-        if max_new_tokens is not None:
-            seq2seq.check_new_tokens(raw, common.model, max_new_tokens, "--max-new-tokens", tokenizer, out.warn)
-        with out.progress(f"Loading the weights of {common.model}…"):
-            loaded = loading.load_model(downloaded, device=common.device,
-                                        dtype=common.dtype, allow_pickle=common.allow_pickle, eager_attention=True,
-                                        with_tokenizer=False, force=force, device_map=device_map,
-                                        max_memory=memory, warn=out.warn)
-
-        requested, seed_used, seed_source = requested_settings(loaded.model, raw, prompt, max_new_tokens,
-                                                               num_beams, sample, temperature, top_p, seed, out)
-        from t5peek.steps import decode, resolve_settings
-
-        settings = resolve_settings(raw, prompt, requested, top_k=shown_top_k, seed=seed_used,
-                                    seed_source=seed_source, layer=layer, keep_heads=html is not None)
-        input_ids = encoded["input_ids"].to(loaded.device)
-        attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
-        if common.json:
-            run = decode(loaded.model, tokenizer, input_ids, settings, attention_mask=attention_mask)
-        else:
-            run = _stream(out, loaded.model, tokenizer, input_ids, attention_mask, settings, common.model, prompt,
-                          all_layers)
-        if html is not None:
-            from t5peek.render.html import write_html
-
-            try:
-                write_html(run, html, model=common.model, prompt=prompt)
-            except OSError as exc:
-                raise UsageError(f"Cannot write the HTML report to '{html}': {exc.strerror or exc}.") from exc
-            out.note(f"wrote the HTML report to {html}")
-        if common.json:
-            out.emit(json_record(run, common.model, prompt), lambda record, console: None)
-
-    run_command(debug, body)
+    request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k, layer,
+                              keep_heads=html is not None)
+    check_request(request)
+    check_html_target(html)
+    check_prompt_is_not_a_model(prompt, model is not None, "generate")
+    out = Output(json, debug)
+    peek = open_model(model or DEFAULT_MODEL, out, revision=revision, offline=offline, refresh=refresh,
+                      device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
+                      max_memory=max_memory)
+    if json:
+        run = peek.generate(**_api_arguments(request))
+        write_report(run, html, peek.name, prompt, out)
+        out.emit(json_record(run, peek.name, prompt), lambda record, console: None)
+    else:
+        run = _stream(out, peek, request, all_layers)
+        write_report(run, html, peek.name, prompt, out)
 
 
-def _stream(out: Output, model, tokenizer, input_ids, attention_mask, settings, name: str, prompt: str,
-            all_layers: bool):
+def _api_arguments(request) -> dict:
+    from dataclasses import asdict
+
+    arguments = asdict(request)
+    arguments.pop("prompt")
+    return {"prompt": request.prompt, **arguments}
+
+
+def _stream(out: Output, peek, request, all_layers: bool):
     """Print the plan, then each step as it is computed, then the summary."""
+    from t5peek.generate import BeamStep
     from t5peek.render.steps import render_beam_step, render_plan, render_step, render_summary
-    from t5peek.steps import BeamStep, decode
 
     plan_seen = {}
 
     def on_start(plan) -> None:
         plan_seen["plan"] = plan
-        render_plan(plan, out.console, name, prompt)
+        render_plan(plan, out.console, peek.name, request.prompt)
 
     def on_step(step) -> None:
         if isinstance(step, BeamStep):
@@ -158,8 +127,7 @@ def _stream(out: Output, model, tokenizer, input_ids, attention_mask, settings, 
             render_step(step, out.console, plan_seen["plan"], all_layers)
         out.console.file.flush()
 
-    run = decode(model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,
-                 on_start=on_start)
+    run = peek.generate(**_api_arguments(request), on_start=on_start, on_step=on_step)
     render_summary(run, out.console, all_layers)
     return run
 
@@ -173,88 +141,26 @@ def json_record(run, model: str, prompt: str) -> dict:
     return record
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def check_options(prompt: str, top_k: int, max_new_tokens, num_beams, sample, temperature, top_p, layer,
-                  html: Path | None) -> None:
-    """Usage errors that need nothing but the options themselves."""
+def check_html_target(html: Path | None) -> None:
     from t5peek.errors import UsageError
 
-    if not prompt.strip():
-        raise UsageError('The prompt is empty: give the text to decode, e.g. "translate English to German: '
-                         'the house is small".')
-    if top_k <= 0:
-        raise UsageError(f"--top-k must be at least 1 (got {top_k}).")
-    if max_new_tokens is not None and max_new_tokens <= 0:
-        raise UsageError(f"--max-new-tokens must be at least 1 (got {max_new_tokens}).")
-    if num_beams is not None and num_beams <= 0:
-        raise UsageError(f"--num-beams must be at least 1 (got {num_beams}).")
-    if sample is False and num_beams is not None and num_beams > 1:
-        raise UsageError(f"--greedy means one beam, but --num-beams {num_beams} asks for beam search.")
-    if temperature is not None and not (temperature > 0 and temperature != float("inf")):
-        raise UsageError(f"--temperature must be greater than 0 (got {temperature}); for always the top token, "
-                         "use --greedy.")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise UsageError(f"--top-p must be in (0, 1] (got {top_p}).")
-    if (temperature is not None or top_p is not None) and sample is False:
-        raise UsageError("--temperature and --top-p shape sampling; they do nothing with --greedy.")
-    if layer is not None and layer < 0:
-        raise UsageError(f"--layer counts decoder layers from 0 (got {layer}).")
-    if html is not None:
-        parent = html.expanduser().resolve().parent
-        if html.expanduser().is_dir():
-            raise UsageError(f"--html '{html}' is a folder; give a file name such as report.html.")
-        if not parent.is_dir():
-            raise UsageError(f"--html '{html}': the folder '{parent}' does not exist.")
+    if html is None:
+        return
+    parent = html.expanduser().resolve().parent
+    if html.expanduser().is_dir():
+        raise UsageError(f"--html '{html}' is a folder; give a file name such as report.html.")
+    if not parent.is_dir():
+        raise UsageError(f"--html '{html}': the folder '{parent}' does not exist.")
 
 
-def check_against_config(raw: dict, name: str, top_k: int, max_new_tokens, layer, out: Output) -> int:
-    """Checks that need only config.json; returns the number of candidates to show."""
-    from t5peek import anatomy
+def write_report(run, html: Path | None, model: str, prompt: str, out: Output) -> None:
+    if html is None:
+        return
     from t5peek.errors import UsageError
+    from t5peek.render.html import write_html
 
-    layers = anatomy.config_value(raw, "decoder_layers")
-    if layer is not None and isinstance(layers, int) and layer >= layers:
-        raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")
-    vocab = raw.get("vocab_size")
-    if isinstance(vocab, int) and top_k > vocab:
-        out.warn(f"--top-k {top_k} is more than the vocabulary of {vocab:,} tokens; showing all of them.")
-        return vocab
-    return top_k
-
-
-def requested_settings(model, raw: dict, prompt: str, max_new_tokens, num_beams, sample, temperature, top_p,
-                       seed, out: Output) -> tuple[dict, int | None, str]:
-    """The generate() arguments the options ask for, and the seed to use with where it came from."""
-    from t5peek.errors import UsageError
-    from t5peek.steps import task_for_prompt
-
-    requested: dict = {}
-    if max_new_tokens is not None:
-        requested["max_new_tokens"] = max_new_tokens
-    if sample is not None:
-        requested["do_sample"] = sample
-        if sample is False and num_beams is None:
-            requested["num_beams"] = 1
-    if num_beams is not None:
-        requested["num_beams"] = num_beams
-    if temperature is not None:
-        requested["temperature"] = temperature
-    if top_p is not None:
-        requested["top_p"] = top_p
-    _, task_params = task_for_prompt(raw, prompt)
-    sampling = requested.get("do_sample", task_params.get("do_sample", model.generation_config.do_sample))
-    if not sampling and (temperature is not None or top_p is not None):
-        raise UsageError("--temperature and --top-p shape sampling, which this model does not do by default; "
-                         "add --sample.")
-    if not sampling:
-        if seed is not None:
-            out.warn("--seed has no effect without sampling (--sample).")
-        return requested, None, "unset"
-    if seed is not None:
-        return requested, seed, "command line"
-    import secrets
-
-    drawn = secrets.randbelow(2**31)
-    return requested, drawn, f"drawn at random; --seed {drawn} repeats this run"
+    try:
+        write_html(run, html, model=model, prompt=prompt)
+    except OSError as exc:
+        raise UsageError(f"Cannot write the HTML report to '{html}': {exc.strerror or exc}.") from None
+    out.note(f"wrote the HTML report to {html}")

@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from t5peek.steps import DecodeRun
+from t5peek.generate import DecodeRun
 
 
 def _number(value: float, digits: int = 4):

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from t5peek.steps import BeamStep, DecodePlan, DecodeRun, Step
+from t5peek.generate import BeamStep, DecodePlan, DecodeRun, Step
 
 SHADES = "·░▒▓█"
 _SHADE_STYLES = ("dim", "magenta", "magenta", "bold magenta", "bold magenta")

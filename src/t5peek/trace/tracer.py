@@ -152,7 +152,7 @@ class Tracer:
         is_attention = role in (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION)
         is_router = role == anatomy.ROUTER
 
-        def hook(module, args, output):
+        def hook(module, _args, output):
             end = time.perf_counter()
             stack = self._stack
             if self._entries is None or not stack:
@@ -196,7 +196,7 @@ class Tracer:
 
         return hook
 
-    def _count_cross_kv(self, module, args, output):
+    def _count_cross_kv(self, _module, _args, _output):
         self._cross_kv_calls += 1
 
 

@@ -1,0 +1,172 @@
+"""The settings of a run, layered like generate() layers them, and generate()'s own preparation of them.
+
+generation_config < task_specific_params (when the prompt starts with the task's prefix) < what the caller asked
+for. Every call to a private `GenerationMixin` method lives in this module, so a transformers upgrade that
+renames one touches only this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from t5peek.errors import UsageError
+from t5peek.generate.records import SettingValue
+
+# Settings shown to the user, in this order; the ones after `_ALWAYS` only when they do something.
+_ALWAYS = ("max_new_tokens", "num_beams", "do_sample", "decoder_start_token_id", "eos_token_id")
+_SAMPLING = ("temperature", "top_p", "top_k")
+_BEAM = ("length_penalty", "early_stopping")
+_WHEN_SET = {
+    "min_length": 0, "min_new_tokens": None, "no_repeat_ngram_size": 0, "encoder_no_repeat_ngram_size": 0,
+    "repetition_penalty": 1.0, "encoder_repetition_penalty": 1.0, "forced_bos_token_id": None,
+    "forced_eos_token_id": None, "bad_words_ids": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+    "exponential_decay_length_penalty": None, "typical_p": 1.0, "min_p": None, "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0, "top_h": None, "renormalize_logits": False, "remove_invalid_values": False,
+    "max_time": None, "stop_strings": None, "sequence_bias": None,
+}
+_SUPPORTED_MODES = {"greedy_search": "greedy", "sample": "sample", "beam_search": "beam", "beam_sample": "beam sample"}
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """What to run. `requested` are explicit generate() arguments (the command line); `task_params` come from
+    the config's task_specific_params for `task`. Everything else comes from `model.generation_config`."""
+
+    requested: dict[str, Any] = field(default_factory=dict)
+    task: str | None = None
+    task_params: dict[str, Any] = field(default_factory=dict)
+    top_k: int = 5  # how many candidates to show per step
+    seed: int | None = None  # torch.manual_seed(seed) right before decoding, as a caller would before generate()
+    seed_source: str = "command line"
+    layer: int | None = None  # decoder layer whose cross-attention is shown; None: the last
+    keep_heads: bool = False  # keep every layer's and head's cross-attention (for the HTML report)
+
+    @property
+    def generate_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments that make `model.generate()` do the same thing."""
+        kwargs = {**self.task_params, **self.requested}
+        if "max_new_tokens" in self.requested:
+            kwargs.pop("max_length", None)  # max_new_tokens wins anyway; passing both only makes generate() warn
+        return kwargs
+
+
+def task_for_prompt(raw_config: dict, prompt: str) -> tuple[str | None, dict[str, Any]]:
+    """The task whose prefix the prompt starts with (the longest one), and its generation parameters."""
+    from transformers import GenerationConfig
+
+    params = raw_config.get("task_specific_params") or {}
+    if not isinstance(params, dict):
+        return None, {}
+    known = GenerationConfig()
+    best, best_prefix = None, ""
+    for task, values in params.items():
+        prefix = values.get("prefix") if isinstance(values, dict) else None
+        if isinstance(prefix, str) and prefix and prompt.startswith(prefix) and len(prefix) > len(best_prefix):
+            best, best_prefix = task, prefix
+    if best is None:
+        return None, {}
+    chosen = {key: value for key, value in params[best].items() if key != "prefix" and hasattr(known, key)}
+    return best, chosen
+
+
+def resolve_settings(raw_config: dict, prompt: str, requested: dict[str, Any], *, top_k: int = 5,
+                     seed: int | None = None, seed_source: str = "command line", layer: int | None = None,
+                     keep_heads: bool = False) -> DecodeSettings:
+    """Layer the settings: generation_config < task_specific_params (when the prompt has the prefix) < requested."""
+    task, task_params = task_for_prompt(raw_config, prompt)
+    return DecodeSettings(requested=dict(requested), task=task, task_params=task_params, top_k=top_k, seed=seed,
+                          seed_source=seed_source, layer=layer, keep_heads=keep_heads)
+
+
+def prepare(model, settings: DecodeSettings, device):
+    """generate()'s own preparation of the settings: the merged generation config, special tokens, lengths."""
+    kwargs = settings.generate_kwargs
+    has_default_max_length = kwargs.get("max_length") is None and model.generation_config.max_length is None
+    has_default_min_length = kwargs.get("min_length") is None and model.generation_config.min_length is None
+    try:
+        config, model_kwargs = model._prepare_generation_config(None, **kwargs)
+    except ValueError as exc:
+        raise UsageError(f"transformers refuses these generation settings: {str(exc).splitlines()[0]}") from exc
+    if model_kwargs:
+        raise UsageError(f"Not generation settings: {', '.join(sorted(model_kwargs))}.")
+    mode = config.get_generation_mode().value
+    if mode not in _SUPPORTED_MODES:
+        raise UsageError(f"These settings ask for {mode.replace('_', ' ')}, which t5peek does not follow step by "
+                         "step; it shows greedy search, sampling and beam search (see --num-beams, --sample, "
+                         "--greedy).")
+    if (config.num_return_sequences or 1) > 1:
+        raise UsageError("t5peek follows one returned sequence; num_return_sequences must be 1.")
+    model._prepare_special_tokens(config, False, device=device, batch_size=1)
+    config = model._prepare_generated_length(config, has_default_max_length=has_default_max_length,
+                                             has_default_min_length=has_default_min_length,
+                                             model_input_name="input_ids", input_ids_length=1, inputs_tensor=None)
+    if config.max_length <= 1:
+        raise UsageError(f"max_length is {config.max_length}: no room for a single new token.")
+    return config, _SUPPORTED_MODES[mode], has_default_max_length
+
+
+def processors_and_criteria(model, config, input_ids, tokenizer, device):
+    """The `LogitsProcessorList` and `StoppingCriteriaList` generate() builds for `config` and this prompt."""
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    processors = model._get_logits_processor(generation_config=config, input_ids_seq_length=1,
+                                             encoder_input_ids=input_ids, prefix_allowed_tokens_fn=None,
+                                             logits_processor=LogitsProcessorList(), device=device, model_kwargs={})
+    criteria = model._get_stopping_criteria(generation_config=config, stopping_criteria=StoppingCriteriaList(),
+                                            tokenizer=tokenizer)
+    return processors, criteria
+
+
+def setting_sources(model, settings: DecodeSettings, config, strategy: str, has_default_max_length: bool
+                    ) -> dict[str, SettingValue]:
+    """Each shown setting with where its value came from: the command line, the task, generation_config, default."""
+    diff = model.generation_config.to_diff_dict()
+    task_source = f"task_specific_params.{settings.task}"
+
+    def source(key: str) -> str:
+        if key in settings.requested:
+            return "command line"
+        if key in settings.task_params:
+            return task_source
+        if key in diff:
+            return "generation_config"
+        return "default"
+
+    shown: dict[str, SettingValue] = {}
+    new_tokens = config.max_length - 1
+    if "max_new_tokens" in settings.requested or "max_new_tokens" in settings.task_params or \
+            model.generation_config.max_new_tokens is not None:
+        shown["max_new_tokens"] = SettingValue(new_tokens, source("max_new_tokens"))
+    elif not has_default_max_length:
+        shown["max_new_tokens"] = SettingValue(new_tokens, f"{source('max_length')} (max_length "
+                                                          f"{config.max_length} - 1 start token)")
+    else:
+        shown["max_new_tokens"] = SettingValue(new_tokens, "default (max_length 20)" if new_tokens == 20 else
+                                               "default (max_length 20, capped by max_position_embeddings)")
+    for key in _ALWAYS[1:]:
+        value = getattr(config, key, None)
+        if key == "decoder_start_token_id" and value is None:
+            value = config.bos_token_id
+        shown[key] = SettingValue(_plain(value), source(key))
+    if strategy in ("sample", "beam sample"):
+        for key in _SAMPLING:
+            shown[key] = SettingValue(_plain(getattr(config, key)), source(key))
+        shown["seed"] = SettingValue(settings.seed, settings.seed_source if settings.seed is not None else "unset")
+    if strategy in ("beam", "beam sample"):
+        for key in _BEAM:
+            shown[key] = SettingValue(_plain(getattr(config, key)), source(key))
+    for key, neutral in _WHEN_SET.items():
+        value = getattr(config, key, None)
+        if value is not None and value != neutral:
+            shown[key] = SettingValue(_plain(value), source(key))
+    return shown
+
+
+def _plain(value):
+    """Tensors and tuples as plain JSON-able values."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, tuple):
+        return list(value)
+    return value

@@ -1,0 +1,120 @@
+"""`generate` for one Session: check the request, tokenize, check lengths, load the weights, decode."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from t5peek import anatomy, seq2seq
+from t5peek.errors import UsageError
+from t5peek.session import Session
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What the user asked for; None means "from the model's settings"."""
+
+    prompt: str
+    max_new_tokens: int | None = None
+    num_beams: int | None = None
+    sample: bool | None = None  # True: sample, False: greedy (one beam)
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    top_k: int = 5  # candidates shown per step (display only)
+    layer: int | None = None  # the decoder layer whose cross-attention is shown
+    keep_heads: bool = False  # keep every head's attention (for the HTML report)
+
+
+def check_request(request: GenerateRequest) -> None:
+    """Usage errors that need nothing but the request itself."""
+    if not request.prompt.strip():
+        raise UsageError('The prompt is empty: give the text to decode, e.g. "translate English to German: '
+                         'the house is small".')
+    if request.top_k <= 0:
+        raise UsageError(f"--top-k must be at least 1 (got {request.top_k}).")
+    if request.max_new_tokens is not None and request.max_new_tokens <= 0:
+        raise UsageError(f"--max-new-tokens must be at least 1 (got {request.max_new_tokens}).")
+    if request.num_beams is not None and request.num_beams <= 0:
+        raise UsageError(f"--num-beams must be at least 1 (got {request.num_beams}).")
+    if request.sample is False and request.num_beams is not None and request.num_beams > 1:
+        raise UsageError(f"--greedy means one beam, but --num-beams {request.num_beams} asks for beam search.")
+    temperature, top_p = request.temperature, request.top_p
+    if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"--temperature must be greater than 0 (got {temperature}); for always the top token, "
+                         "use --greedy.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1] (got {top_p}).")
+    if (temperature is not None or top_p is not None) and request.sample is False:
+        raise UsageError("--temperature and --top-p shape sampling; they do nothing with --greedy.")
+    if request.layer is not None and request.layer < 0:
+        raise UsageError(f"--layer counts decoder layers from 0 (got {request.layer}).")
+
+
+def shown_top_k(session: Session, request: GenerateRequest) -> int:
+    """Checks that need only config.json; returns the number of candidates to show."""
+    raw, name, layer = session.config, session.name, request.layer
+    layers = anatomy.config_value(raw, "decoder_layers")
+    if layer is not None and isinstance(layers, int) and layer >= layers:
+        raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")
+    vocab = raw.get("vocab_size")
+    if isinstance(vocab, int) and request.top_k > vocab:
+        session.warn(f"--top-k {request.top_k} is more than the vocabulary of {vocab:,} tokens; showing all of them.")
+        return vocab
+    return request.top_k
+
+
+def requested_settings(session: Session, model, request: GenerateRequest) -> tuple[dict, int | None, str]:
+    """The generate() arguments the request asks for, and the seed to use with where it came from."""
+    from t5peek.generate import task_for_prompt
+
+    requested: dict = {}
+    if request.max_new_tokens is not None:
+        requested["max_new_tokens"] = request.max_new_tokens
+    if request.sample is not None:
+        requested["do_sample"] = request.sample
+        if request.sample is False and request.num_beams is None:
+            requested["num_beams"] = 1
+    for key in ("num_beams", "temperature", "top_p"):
+        if getattr(request, key) is not None:
+            requested[key] = getattr(request, key)
+    _, task_params = task_for_prompt(session.config, request.prompt)
+    sampling = requested.get("do_sample", task_params.get("do_sample", model.generation_config.do_sample))
+    if not sampling and (request.temperature is not None or request.top_p is not None):
+        raise UsageError("--temperature and --top-p shape sampling, which this model does not do by default; "
+                         "add --sample.")
+    if not sampling:
+        if request.seed is not None:
+            session.warn("--seed has no effect without sampling (--sample).")
+        return requested, None, "unset"
+    if request.seed is not None:
+        return requested, request.seed, "command line"
+    import secrets
+
+    drawn = secrets.randbelow(2**31)
+    return requested, drawn, f"drawn at random; --seed {drawn} repeats this run"
+
+
+def run_generate(session: Session, request: GenerateRequest, on_start: Callable | None = None,
+                 on_step: Callable | None = None):
+    """The DecodeRun of the request: the tokenizer and length checks come before any weight is loaded."""
+    from t5peek.generate import decode, resolve_settings
+
+    check_request(request)
+    session.require("generate")
+    top_k = shown_top_k(session, request)
+    tokenizer = session.tokenizer
+    encoded = tokenizer(request.prompt, return_tensors="pt")
+    seq2seq.check_prompt(session.config, session.name, encoded["input_ids"].shape[1], tokenizer, session.warn)
+    if request.max_new_tokens is not None:
+        seq2seq.check_new_tokens(session.config, session.name, request.max_new_tokens, "--max-new-tokens",
+                                 tokenizer, session.warn)
+    loaded = session.weights(eager_attention=True)
+    requested, seed, seed_source = requested_settings(session, loaded.model, request)
+    settings = resolve_settings(session.config, request.prompt, requested, top_k=top_k, seed=seed,
+                                seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads)
+    input_ids = encoded["input_ids"].to(loaded.device)
+    attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
+    return decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,
+                  on_start=on_start)

@@ -1,0 +1,64 @@
+"""Records that display themselves in Jupyter, drawn by the same renderers as the CLI.
+
+The records stay plain dataclasses: `register(ipython)` adds IPython display formatters for their types
+(text/plain and text/html), the mechanism IPython offers for classes that do not render themselves.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+from rich.console import Console
+
+WIDTH = 110
+
+
+def _renderers() -> dict[type, Callable]:
+    from t5peek.arch import ArchReport
+    from t5peek.generate import DecodeRun
+    from t5peek.info import ModelInfo
+    from t5peek.params import ParamReport
+    from t5peek.render.arch import render_arch
+    from t5peek.render.info import render_info
+    from t5peek.render.params import render_params
+    from t5peek.render.steps import render_run
+    from t5peek.render.trace import render_trace
+    from t5peek.trace import TraceReport
+
+    return {ModelInfo: render_info, ArchReport: render_arch, ParamReport: render_params, TraceReport: render_trace,
+            DecodeRun: render_run}
+
+
+def as_text(record, render: Callable) -> str:
+    console = Console(file=io.StringIO(), width=WIDTH, color_system=None, highlight=False, soft_wrap=False)
+    render(record, console)
+    return console.file.getvalue()
+
+
+def as_html(record, render: Callable) -> str:
+    console = Console(file=io.StringIO(), width=WIDTH, record=True, color_system="truecolor", highlight=False)
+    render(record, console)
+    return console.export_html(inline_styles=True, code_format='<pre style="font-family: Menlo, Consolas, '
+                               'monospace; font-size: 12px; line-height: 1.25">{code}</pre>')
+
+
+def register(ipython) -> None:
+    """Make every t5peek record display as the CLI draws it, in this IPython session."""
+    formatters = ipython.display_formatter.formatters
+    for record_type, render in _renderers().items():
+        formatters["text/html"].for_type(record_type, lambda record, render=render: as_html(record, render))
+        formatters["text/plain"].for_type(
+            record_type, lambda record, printer, cycle, render=render: printer.text(as_text(record, render)))
+
+
+def register_if_in_ipython() -> None:
+    import sys
+
+    if "IPython" not in sys.modules:
+        return
+    from IPython import get_ipython
+
+    ipython = get_ipython()
+    if ipython is not None and getattr(ipython, "display_formatter", None) is not None:
+        register(ipython)
