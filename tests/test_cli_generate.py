@@ -124,7 +124,8 @@ def test_json_beam_search_parity_on_bart(tiny_bart):
     assert record["output_ids"] == _generate_ids(tiny_bart, num_beams=3, max_new_tokens=7)
     assert record["strategy"] == "beam"
     assert record["beam_steps"] and all(len(b["next_beams"]) == 3 for b in record["beam_steps"])
-    assert {"beam", "parent", "token_id", "token", "score", "step_score"} <= set(record["beam_steps"][0]["next_beams"][0])
+    first_beam = record["beam_steps"][0]["next_beams"][0]
+    assert {"beam", "parent", "token_id", "token", "score", "step_score"} <= set(first_beam)
     assert record["settings"]["forced_eos_token_id"]["source"] == "generation_config"
     assert record["output_ids"][-1] == 2
 

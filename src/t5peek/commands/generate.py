@@ -118,17 +118,17 @@ def _stream(out: Output, peek, request, all_layers: bool):
 
     def on_start(plan) -> None:
         plan_seen["plan"] = plan
-        render_plan(plan, out.console, peek.name, request.prompt)
+        render_plan(plan, out.console, peek.name)
 
     def on_step(step) -> None:
         if isinstance(step, BeamStep):
-            render_beam_step(step, out.console, plan_seen["plan"])
+            render_beam_step(step, out.console)
         else:
             render_step(step, out.console, plan_seen["plan"], all_layers)
         out.console.file.flush()
 
     run = peek.generate(**_api_arguments(request), on_start=on_start, on_step=on_step)
-    render_summary(run, out.console, all_layers)
+    render_summary(run, out.console)
     return run
 
 

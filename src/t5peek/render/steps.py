@@ -83,7 +83,7 @@ def tail(tokens, ids, width: int) -> tuple[str, str]:
 # ----------------------------------------------------------------------------- the plan
 
 
-def render_plan(plan: DecodePlan, console: Console, model: str = "", prompt: str = "") -> None:
+def render_plan(plan: DecodePlan, console: Console, model: str = "") -> None:
     title = Text()
     title.append(f"{model}  " if model else "", style="bold")
     title.append(_STRATEGY.get(plan.strategy, plan.strategy), style="bold cyan")
@@ -129,7 +129,7 @@ def render_step(step: Step, console: Console, plan: DecodePlan, all_layers: bool
     head.append(f"   ids {ids}", style="dim")
     console.print(head)
     console.print(_candidates_table(step, plan))
-    console.print(_looked_at(step, plan, all_layers, width))
+    console.print(_looked_at(step, plan, all_layers))
     console.print()
 
 
@@ -163,7 +163,7 @@ def _candidates_table(step: Step, plan: DecodePlan) -> Table:
     return table
 
 
-def _looked_at(step: Step, plan: DecodePlan, all_layers: bool, width: int) -> Text:
+def _looked_at(step: Step, plan: DecodePlan, all_layers: bool) -> Text:
     text = Text("      looked at ", style="dim")
     text.append(f"(layer {plan.layer}): ", style="dim")
     order = sorted(range(len(step.cross_attention)), key=lambda i: -step.cross_attention[i])[:3]
@@ -179,7 +179,7 @@ def _looked_at(step: Step, plan: DecodePlan, all_layers: bool, width: int) -> Te
 # ----------------------------------------------------------------------------- one beam-search step
 
 
-def render_beam_step(step: BeamStep, console: Console, plan: DecodePlan) -> None:
+def render_beam_step(step: BeamStep, console: Console) -> None:
     width = console.width or 100
     console.print(Text(f"step {step.step}", style="bold") + Text(f"  {len(step.beams)} running beam(s)"))
     table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
@@ -209,7 +209,7 @@ def render_beam_step(step: BeamStep, console: Console, plan: DecodePlan) -> None
 # ----------------------------------------------------------------------------- the end
 
 
-def render_summary(run: DecodeRun, console: Console, all_layers: bool = False) -> None:
+def render_summary(run: DecodeRun, console: Console) -> None:
     console.print()
     out = Text("output  ", style="bold")
     out.append(run.output_text or "(empty)", style="bold green")
@@ -296,14 +296,13 @@ def _vertical_header(columns: list[str], block: list[int], label_width: int, cel
     return lines
 
 
-def render_run(run: DecodeRun, console: Console, model: str = "", prompt: str = "", all_layers: bool = False
-               ) -> None:
+def render_run(run: DecodeRun, console: Console, model: str = "", all_layers: bool = False) -> None:
     """The whole run at once (what the command streams piece by piece)."""
-    render_plan(run, console, model, prompt)
+    render_plan(run, console, model)
     if run.beam_steps:
         for beam_step in run.beam_steps:
-            render_beam_step(beam_step, console, run)
+            render_beam_step(beam_step, console)
     else:
         for step in run.steps:
             render_step(step, console, run, all_layers)
-    render_summary(run, console, all_layers)
+    render_summary(run, console)
