@@ -56,7 +56,7 @@ T5_INIT, BART_INIT = 8.0, 0.3
 
 
 def _vocab(tokenizer: str) -> int:
-    from conftest import vocab_size
+    from support.builders import vocab_size
 
     return vocab_size(tokenizer)
 
@@ -70,7 +70,7 @@ def _specials(tokenizer: str) -> dict:
 
 def _save(model, folder: Path, tokenizer: str) -> Path:
     """save_pretrained plus the tokenizer; a generation_config.json is always written (generate() reads it)."""
-    from conftest import build_tokenizer
+    from support.builders import build_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -112,25 +112,25 @@ def _bart_like(config_class: str, tokenizer: str = "bart", **overrides):
 
 
 def build_t5(folder: Path, seed: int = SEED) -> Path:
-    from conftest import make_t5
+    from support.builders import make_t5
 
     return make_t5(folder, seed=seed, initializer_factor=T5_INIT)
 
 
 def build_t5_v1_1(folder: Path, seed: int = SEED) -> Path:
-    from conftest import make_untied_t5
+    from support.builders import make_untied_t5
 
     return make_untied_t5(folder, seed=seed)
 
 
 def build_t5_asym(folder: Path, seed: int = SEED) -> Path:
-    from conftest import make_t5
+    from support.builders import make_t5
 
     return make_t5(folder, seed=seed, num_layers=3, num_decoder_layers=1, initializer_factor=T5_INIT)
 
 
 def build_t5_deep_decoder(folder: Path, seed: int = SEED) -> Path:
-    from conftest import make_t5
+    from support.builders import make_t5
 
     return make_t5(folder, seed=seed, num_layers=1, num_decoder_layers=3, initializer_factor=T5_INIT)
 
@@ -182,7 +182,7 @@ def build_switch(folder: Path, seed: int = SEED) -> Path:
 
 
 def build_bart(folder: Path, seed: int = SEED) -> Path:
-    from conftest import make_bart
+    from support.builders import make_bart
 
     return make_bart(folder, seed=seed, init_std=BART_INIT)
 

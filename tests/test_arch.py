@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 from helpers import json_output, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
 
 NODE_KEYS = {"name", "path", "cls", "params", "shapes", "summary", "repeat", "role", "tied_to", "differs",

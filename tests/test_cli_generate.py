@@ -82,7 +82,7 @@ def test_temperature_without_sampling_model(tiny_t5):
 
 
 def test_top_k_larger_than_vocabulary_is_clamped_with_one_warning(tiny_t5):
-    from conftest import vocab_size
+    from support.builders import vocab_size
 
     result = run_cli("generate", PROMPT, "-m", tiny_t5, "--top-k", "100000", "--max-new-tokens", "2", "--json")
     record = json_output(result)

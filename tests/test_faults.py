@@ -7,9 +7,7 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
 
 

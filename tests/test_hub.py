@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ import pytest
 from helpers import assert_known_outcome, run_t5peek
 from support.loophub import closed_port
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from sparse_checkpoint import FLAN_T5_BASE, FLAN_T5_XXL, write_sparse_checkpoint  # noqa: E402
 
 FLAN_T5_BASE_PARAMS = 247_577_856

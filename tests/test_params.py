@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
 from helpers import json_output, run_cli
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
 
 

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import make_t5  # noqa: E402
+from support.builders import make_t5  # noqa: E402
 from t5peek.errors import UsageError  # noqa: E402
 from t5peek.generate import BeamStep, DecodeError, DecodeSettings, Step, decode, resolve_settings  # noqa: E402
 

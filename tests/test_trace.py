@@ -248,7 +248,7 @@ def test_generation_with_encoder_deeper_than_decoder(asym):
 
 def test_generation_with_decoder_deeper_than_encoder(tmp_path):
     """transformers' own generate() sizes its cache by the encoder depth here; the trace's cache grows lazily."""
-    from conftest import make_t5
+    from support.builders import make_t5
 
     loaded = load(make_t5(tmp_path / "deep-decoder", seed=5, num_layers=1, num_decoder_layers=3))
     input_ids, mask = encode(loaded)
@@ -322,7 +322,7 @@ def test_cached_hook_plan_does_not_keep_the_model_alive():
     import weakref
 
     import torch
-    from conftest import t5_config
+    from support.builders import t5_config
     from transformers import T5ForConditionalGeneration
 
     model = T5ForConditionalGeneration(t5_config()).eval()

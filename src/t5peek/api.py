@@ -21,7 +21,7 @@ from t5peek.errors import UsageError
 from t5peek.loading import DEFAULT_MODEL
 from t5peek.session import RunOptions, Session, SourceOptions
 
-VIEWS = ("component", "layer", "type")
+VIEWS = ("component", "layer", "type")  # the breakdowns params() offers
 
 
 class Model:

@@ -6,7 +6,6 @@ A command declares only the options it uses, then `open_model(...)` gives it the
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import typer
@@ -89,24 +88,3 @@ def check_prompt_is_not_a_model(prompt: str, model_given: bool, command: str) ->
         raise UsageError(f"PROMPT is '{stripped}', which names a model, and no -m was given, so the default model "
                          f"{DEFAULT_MODEL} would be used. Did you mean `-m {stripped}`?",
                          hint=f't5peek {command} -m {stripped} "translate English to German: the house is small"')
-
-
-@dataclass(frozen=True)
-class CommonOptions:
-    model: str
-    revision: str | None
-    offline: bool
-    device: str
-    dtype: str
-    allow_pickle: bool
-    debug: bool
-    json: bool
-    refresh: bool = False
-
-
-def common_options(model_arg: str | None, model_opt: str | None, revision: str | None, offline: bool,
-                   device: Device, dtype: Dtype, allow_pickle: bool, debug: bool, json: bool,
-                   refresh: bool = False) -> CommonOptions:
-    return CommonOptions(model=model_name(model_arg, model_opt), revision=revision, offline=offline,
-                         device=Device(device).value, dtype=Dtype(dtype).value, allow_pickle=allow_pickle,
-                         debug=debug, json=json, refresh=refresh)

@@ -50,9 +50,8 @@ class _PipeFriendlyConsole(Console):
 class Output:
     """Where a command writes. In JSON mode stdout carries exactly one document."""
 
-    def __init__(self, json_mode: bool = False, debug: bool = False):
+    def __init__(self, json_mode: bool = False):
         self.json_mode = json_mode
-        self.debug = debug
         self.console = _PipeFriendlyConsole(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
         self.err = Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from t5peek import anatomy
 from t5peek.checkpoint import CheckpointIndex
 
-VIEWS = ("component", "layer", "type")
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16/float16": 2.0, "int8": 1.0, "int4": 0.5}
 
 

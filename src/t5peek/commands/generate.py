@@ -88,7 +88,7 @@ def generate_command(
     check_request(request)
     check_html_target(html)
     check_prompt_is_not_a_model(prompt, model is not None, "generate")
-    out = Output(json, debug)
+    out = Output(json)
     peek = open_model(model or DEFAULT_MODEL, out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)

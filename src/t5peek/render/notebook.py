@@ -31,13 +31,15 @@ def _renderers() -> dict[type, Callable]:
 
 
 def as_text(record, render: Callable) -> str:
-    console = Console(file=io.StringIO(), width=WIDTH, color_system=None, highlight=False, soft_wrap=False)
+    console = Console(file=io.StringIO(), width=WIDTH, color_system=None, highlight=False, soft_wrap=False,
+                      force_jupyter=False)
     render(record, console)
     return console.file.getvalue()
 
 
 def as_html(record, render: Callable) -> str:
-    console = Console(file=io.StringIO(), width=WIDTH, record=True, color_system="truecolor", highlight=False)
+    console = Console(file=io.StringIO(), width=WIDTH, record=True, color_system="truecolor", highlight=False,
+                      force_jupyter=False)
     render(record, console)
     return console.export_html(inline_styles=True, code_format='<pre style="font-family: Menlo, Consolas, '
                                'monospace; font-size: 12px; line-height: 1.25">{code}</pre>')
