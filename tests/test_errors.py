@@ -160,17 +160,17 @@ def test_token_never_printed(monkeypatch, loophub):
 
 
 def test_memory_precheck_refuses_before_loading(monkeypatch, tiny_t5):
-    from t5peek import loading
+    from t5peek import loading, placement
 
-    monkeypatch.setattr(loading, "available_memory", lambda device: 1024)
+    monkeypatch.setattr(placement, "available_memory", lambda device: 1024)
     monkeypatch.setattr(loading, "_from_pretrained", lambda *a, **k: pytest.fail("weights were loaded"))
     assert_clean_error(run_cli("params", str(tiny_t5), "--weights"), 1, "needs about", "--force")
 
 
 def test_force_skips_the_memory_precheck(monkeypatch, tiny_t5):
-    from t5peek import loading
+    from t5peek import placement
 
-    monkeypatch.setattr(loading, "available_memory", lambda device: 1024)
+    monkeypatch.setattr(placement, "available_memory", lambda device: 1024)
     assert run_cli("params", str(tiny_t5), "--weights", "--force").exit_code == 0
 
 

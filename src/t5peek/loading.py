@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t5peek import anatomy, hub
+from t5peek import anatomy, hub, placement
 from t5peek.checkpoint import CheckpointIndex, checkpoint_from_hub, read_local_checkpoint, weights_present
 from t5peek.errors import BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError
 
@@ -275,15 +275,14 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     With `device_map`/`max_memory`, accelerate's big-model loading splits the model over GPUs, the CPU and
     disk offload (in a temporary folder removed at exit).
     """
-    from t5peek import placement
-
     quiet_libraries()
     raw_config = read_config(resolved)
     device = resolve_device(device)
     big_model = placement.device_map_kwargs(device_map, max_memory, _offload_folder)
     headers = read_checkpoint(resolved)  # before any download: enough to check memory
     if not force and headers.tensors and not big_model:
-        check_memory(resolved.name, headers, resolve_dtype(dtype, device, headers, lambda message: None), device)
+        torch_dtype = resolve_dtype(dtype, device, headers, lambda _message: None)
+        placement.check_memory(resolved.name, headers, torch_dtype, device)
     resolved = download_weights(resolved, allow_pickle)
     checkpoint = read_local_checkpoint(resolved.folder, resolved.root)
     if checkpoint.format == "pickle" and not allow_pickle:
@@ -305,45 +304,6 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
         check_finite(resolved.name, model)
     tokenizer = load_tokenizer(resolved) if with_tokenizer else None
     return LoadedModel(resolved, raw_config, checkpoint, model, tokenizer, device, torch_dtype)
-
-
-def available_memory(device: str) -> int | None:
-    """Bytes free for weights on the device, or None when it cannot be told."""
-    if device == "cuda":
-        import torch
-
-        free, _total = torch.cuda.mem_get_info()
-        return int(free)
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
-
-
-def weights_bytes(checkpoint: CheckpointIndex, torch_dtype) -> int:
-    """Bytes the weights take once loaded in `torch_dtype` (stored elements × element size)."""
-    import torch
-
-    element = torch.empty((), dtype=torch_dtype).element_size()
-    return sum(t.numel for t in checkpoint.tensors.values()) * element if checkpoint.tensors else 0
-
-
-def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: str) -> None:
-    """Refuse to start a load that cannot fit, before any weight is read."""
-    needed = weights_bytes(checkpoint, torch_dtype)
-    free = available_memory(device)
-    if free is None or not needed or needed <= free:
-        return
-    from t5peek.errors import NotEnoughMemory
-
-    gib = 1024 ** 3
-    raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB for its weights, but only "
-                          f"{free / gib:.1f} GiB is free on {device}.",
-                          hint="Try --dtype bfloat16, a smaller model, or --force to try anyway.")
 
 
 def check_finite(name: str, model) -> None:

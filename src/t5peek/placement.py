@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from t5peek.errors import UsageError
+from t5peek.checkpoint import CheckpointIndex
+from t5peek.errors import NotEnoughMemory, UsageError
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?i?B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
@@ -103,3 +104,43 @@ def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_f
     if max_memory is not None:
         kwargs["max_memory"] = {k: v for k, v in max_memory.items()}
     return kwargs
+
+
+# ---------------------------------------------------------------- will the weights fit?
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes free for weights on the device, or None when it cannot be told."""
+    if device == "cuda":
+        import torch
+
+        free, _total = torch.cuda.mem_get_info()
+        return int(free)
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def weights_bytes(checkpoint: CheckpointIndex, torch_dtype) -> int:
+    """Bytes the weights take once loaded in `torch_dtype` (stored elements × element size)."""
+    import torch
+
+    element = torch.empty((), dtype=torch_dtype).element_size()
+    return sum(t.numel for t in checkpoint.tensors.values()) * element if checkpoint.tensors else 0
+
+
+def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: str) -> None:
+    """Refuse to start a load that cannot fit, before any weight is read."""
+    needed = weights_bytes(checkpoint, torch_dtype)
+    free = available_memory(device)
+    if free is None or not needed or needed <= free:
+        return
+    gib = 1024 ** 3
+    raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB for its weights, but only "
+                          f"{free / gib:.1f} GiB is free on {device}.",
+                          hint="Try --dtype bfloat16, a smaller model, or --force to try anyway.")
