@@ -347,7 +347,7 @@ FAMILIES: tuple[Family, ...] = (
            "sinusoidal positions, computed (no parameters)"),
     Family("blenderbot", "blenderbot", build_blenderbot, 4, "facebook/blenderbot-400M-distill"),
     Family("led", "led", build_led, 3, "allenai/led-base-16384",
-           "sliding-window (local) attention in the encoder; global tokens with trace_forward(global_attention_mask=)",
+           "sliding-window (local) attention in the encoder; global tokens with Model.trace(global_attention_mask=)",
            encoder_attention="local"),
     Family("plbart", "plbart", build_plbart, 6, "uclanlp/plbart-base"),
     Family("blenderbot-small", "blenderbot-small", build_blenderbot_small, 6, "facebook/blenderbot_small-90M"),
