@@ -19,6 +19,7 @@ from typing import Callable
 from t5peek import anatomy, arch, info, params, seq2seq
 from t5peek.errors import UsageError
 from t5peek.loading import DEFAULT_MODEL
+from t5peek.placement import normalize_max_memory
 from t5peek.session import RunOptions, Session, SourceOptions
 
 VIEWS = ("component", "layer", "type")  # the breakdowns params() offers
@@ -36,8 +37,6 @@ class Model:
                  refresh: bool = False, device: str = "cpu", dtype: str = "auto", allow_pickle: bool = False,
                  force: bool = False, device_map: str | None = None, max_memory: dict | None = None,
                  warn: Callable[[str], None] | None = None, progress=None):
-        from t5peek.placement import normalize_max_memory
-
         self.session = Session(SourceOptions(name, revision, offline, refresh),
                                RunOptions(device, dtype, allow_pickle, force, device_map,
                                           normalize_max_memory(max_memory)),
@@ -67,7 +66,7 @@ class Model:
             total, note = self._count("component").total, "from config.json alone (no checkpoint header could be read)"
         record = info.summarize(s.resolved, s.config, s.checkpoint, total, note)
         if plan_memory:
-            record = replace(record, placement=s.plan_split(_memory(plan_memory)))
+            record = replace(record, placement=s.plan_split(normalize_max_memory(plan_memory)))
         return record
 
     def params(self, by: str = "component", weights: bool = False,
@@ -78,7 +77,7 @@ class Model:
         loaded = self.session.weights(eager_attention=False).model if weights else None
         report = self._count(by, loaded)
         if plan_memory:
-            report = replace(report, placement=self.session.plan_split(_memory(plan_memory)))
+            report = replace(report, placement=self.session.plan_split(normalize_max_memory(plan_memory)))
         return report
 
     def _count(self, by: str, loaded=None) -> params.ParamReport:
@@ -124,12 +123,6 @@ class Model:
         """How the model's tokenizer splits `text`."""
         tokenizer = self.session.tokenizer
         return seq2seq.token_strings(tokenizer, tokenizer(text)["input_ids"])
-
-
-def _memory(plan_memory: dict) -> dict:
-    from t5peek.placement import normalize_max_memory
-
-    return normalize_max_memory(plan_memory)
 
 
 _warned: set[str] = set()

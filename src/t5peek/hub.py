@@ -60,13 +60,19 @@ def go_offline() -> None:
         constants.HF_HUB_OFFLINE = True
 
 
-def _prepare() -> None:
-    """Quiet progress bars, and a timeout on every request huggingface_hub makes (its default has none)."""
+def quiet() -> None:
+    """No progress bars from huggingface_hub: t5peek reports progress itself."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from huggingface_hub import get_session
     from huggingface_hub.utils import disable_progress_bars
 
     disable_progress_bars()
+
+
+def _prepare() -> None:
+    """Quiet, and a timeout on every request huggingface_hub makes (its default has none)."""
+    quiet()
+    from huggingface_hub import get_session
+
     get_session().timeout = timeout_s()
 
 

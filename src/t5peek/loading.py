@@ -409,11 +409,8 @@ def load_tokenizer(resolved: ResolvedModel):
 
 def quiet_libraries() -> None:
     """Silence transformers' and huggingface_hub's own progress bars and warnings; t5peek reports itself."""
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    hub.quiet()
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()
-    from huggingface_hub.utils import disable_progress_bars
-
-    disable_progress_bars()

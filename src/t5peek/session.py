@@ -51,6 +51,7 @@ class Session:
     run: RunOptions = field(default_factory=RunOptions)
     warn: Callable[[str], None] = lambda message: None
     progress: Callable[[str], ContextManager] = _no_progress
+    _loaded: dict = field(default_factory=dict, init=False, repr=False)  # eager_attention → LoadedModel
 
     @property
     def name(self) -> str:
@@ -97,16 +98,15 @@ class Session:
 
     def weights(self, eager_attention: bool = True):
         """The model with real weights (loaded once): the memory check comes before any weight download."""
-        cached = self.__dict__.get("_loaded")
-        if cached is not None and cached[0] == eager_attention:
-            return cached[1]
+        if eager_attention in self._loaded:
+            return self._loaded[eager_attention]
         with self.progress(f"Loading the weights of {self.name}…"):
             loaded = loading.load_model(self.resolved, device=self.run.device, dtype=self.run.dtype,
                                         allow_pickle=self.run.allow_pickle, eager_attention=eager_attention,
                                         with_tokenizer=False, force=self.run.force,
                                         device_map=self.run.device_map, max_memory=self.run.max_memory,
                                         warn=self.warn)
-        self.__dict__["_loaded"] = (eager_attention, loaded)
+        self._loaded[eager_attention] = loaded
         return loaded
 
     def plan_split(self, max_memory: dict):

@@ -6,10 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from t5peek.loading import DEFAULT_MODEL
 from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, ForceOpt,
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
-                            check_prompt_is_not_a_model, open_model)
+                            check_prompt_is_not_a_model, model_name, open_model)
 from t5peek.output import Output, cli_command
 
 HELP = """Run PROMPT through the model and show every module as it runs: input and output shapes,
@@ -69,7 +68,7 @@ def trace_command(
 
     check_prompt_is_not_a_model(prompt, model is not None, "trace")
     out = Output(json)
-    peek = open_model(model or DEFAULT_MODEL, out, revision=revision, offline=offline, refresh=refresh,
+    peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     report = peek.trace(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain)
