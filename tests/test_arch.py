@@ -7,7 +7,7 @@ from helpers import json_output, run_cli
 
 from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
 
-NODE_KEYS = {"name", "path", "cls", "params", "shapes", "summary", "repeat", "role", "tied_to", "differs",
+NODE_KEYS = {"name", "path", "class", "params", "shapes", "summary", "repeat", "role", "tied_to", "differs",
              "children", "hidden_children"}
 
 

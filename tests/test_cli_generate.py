@@ -106,8 +106,8 @@ def test_json_schema_and_parity(tiny_t5_untied):
         assert step["rule"] == "greedy"
         assert len(step["top_k"]) == 3
         for candidate in step["top_k"]:
-            assert set(candidate) >= {"token_id", "token", "logit", "prob"}
-            assert 0 <= candidate["prob"] <= 1
+            assert set(candidate) >= {"token_id", "token", "logit", "probability"}
+            assert 0 <= candidate["probability"] <= 1
         assert len(step["cross_attention"]) == source_length
         assert sum(step["cross_attention"]) == pytest.approx(1, abs=1e-4)
         assert [f["layer"] for f in step["layers"]] == [0, 1]

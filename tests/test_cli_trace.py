@@ -65,7 +65,7 @@ def test_teacher_forcing_view(tiny_bart):
 def test_json_generation(tiny_t5_asym):
     data = json_output(run_cli("trace", PROMPT, "-m", tiny_t5_asym, "--steps", "2", "--json"))
     assert data["view"] == "generation" and data["depth"] is None
-    assert data["tokens"][0] == "translate" and data["input_ids"][0] == 3
+    assert data["source_tokens"][0] == "translate" and data["source_ids"][0] == 3
     assert data["attention_implementation"] == "eager"
     assert [s["step"] for s in data["steps"]] == [0, 1][:len(data["steps"])]
     assert data["steps"][0]["self_cache_after"] == [1]  # one decoder layer, three encoder layers
@@ -80,7 +80,7 @@ def test_json_generation(tiny_t5_asym):
     assert record["stats"] is None
     root = data["phases"][1]["records"][0]
     cache = root["output_shapes"]["past_key_values"]
-    assert cache["cls"] == "EncoderDecoderCache" and len(cache["self_attention"]) == 1
+    assert cache["class"] == "EncoderDecoderCache" and len(cache["self_attention"]) == 1
     assert cache["cross_attention"][0]["keys"] == [1, 4, 11, 8]
 
 

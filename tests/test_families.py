@@ -131,9 +131,9 @@ def test_info(built, family):
     assert record["activation"]
     assert record["checkpoint_format"] == "safetensors"
     if family.model_type in anatomy.HEADER_COUNTED:
-        assert record["parameters"] == model.model.num_parameters()
+        assert record["total"] == model.model.num_parameters()
     else:
-        assert record["parameters"] is None
+        assert record["total"] is None
 
 
 def _blocks(model, stack: str) -> int:
@@ -244,7 +244,7 @@ def test_switch_trace_shows_the_expert_of_each_token(built):
     config = model.model.config
     assert len(routers) == config.num_sparse_encoder_layers + 2 * config.num_sparse_decoder_layers
     encoder_routing = routers[0]["routing"]
-    tokens = record["input_ids"]
+    tokens = record["source_ids"]
     assert encoder_routing["num_experts"] == config.num_experts
     assert len(encoder_routing["experts"]) == len(tokens)
     for step_router in routers[1:]:
@@ -272,7 +272,7 @@ def test_nllb_moe_trace_shows_both_experts_of_each_token(built):
     model = built(_family("nllb-moe"))
     record = json_output(run_cli("trace", "-m", model.folder, PROMPT, "--steps", "1", "--json"))
     routing = next(r["routing"] for phase in record["phases"] for r in phase["records"] if r["role"] == "router")
-    assert len(routing["experts"]) == len(routing["second"]) == len(record["input_ids"])
+    assert len(routing["experts"]) == len(routing["second"]) == len(record["source_ids"])
     encoded = model.tokenizer(PROMPT, return_tensors="pt")
     with torch.no_grad():
         logits = model.model.get_encoder()(**encoded, output_router_logits=True).router_logits[0]

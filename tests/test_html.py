@@ -32,7 +32,8 @@ def runs(tiny_t5_untied, tiny_bart):
         model = AutoModelForSeq2SeqLM.from_pretrained(str(folder), attn_implementation="eager").eval()
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         ids = tokenizer(PROMPT, return_tensors="pt").input_ids
-        out[name] = decode(model, tokenizer, ids, DecodeSettings(requested=requested, keep_heads=True))
+        run = decode(model, tokenizer, ids, DecodeSettings(requested=requested, keep_heads=True))
+        out[name] = dataclasses.replace(run, model="tiny", prompt=PROMPT)
     return out
 
 
@@ -44,7 +45,7 @@ def _embedded(page: str) -> dict:
 
 @pytest.mark.parametrize("name", ["t5", "bart-beam"])
 def test_page_is_self_contained(runs, name):
-    page = render_html(runs[name], model="tiny", prompt=PROMPT)
+    page = render_html(runs[name])
     assert not EXTERNAL.search(page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert "default-src 'none'" in page  # the browser refuses any request the page might make
@@ -64,13 +65,16 @@ def test_token_text_cannot_break_out_of_the_page(runs):
     evil = '</script><img src="https://example.com/x.png">&amp;'
     step = dataclasses.replace(run.steps[0], token=evil)
     hostile = dataclasses.replace(run, steps=(step,) + run.steps[1:], output_text=evil,
-                                  source_tokens=(evil,) + run.source_tokens[1:])
-    page = render_html(hostile, model="<b>model</b>", prompt=evil)
+                                  source_tokens=(evil,) + run.source_tokens[1:], model="<b>model</b>",
+                                  prompt=evil + " {{JS}} {{DATA}}")
+    page = render_html(hostile)
     assert page.count("</script>") == 2
     assert not EXTERNAL.search(page)
     assert "<b>model</b>" not in page
     data = _embedded(page)
     assert data["steps"][0]["token"] == evil and data["source_tokens"][0] == evil
+    assert data["prompt"] == evil + " {{JS}} {{DATA}}"  # placeholders in the text stay text
+    assert page.count('"use strict"') == 1
 
 
 def test_non_finite_scores_are_json_strings(runs):
@@ -136,14 +140,16 @@ needs_browser = pytest.mark.skipif(_chromium() is None, reason="headless Chromiu
 
 @pytest.mark.browser
 @needs_browser
-def test_browser_draws_the_map_and_switches_heads(runs, tmp_path):
-    run = runs["t5"]
-    page = write_html(run, tmp_path / "report.html", model="tiny", prompt=PROMPT)
+@pytest.mark.parametrize("name", ["t5", "bart-beam"])
+def test_browser_draws_the_map_and_switches_heads(runs, tmp_path, name):
+    run = runs[name]
+    page = write_html(run, tmp_path / "report.html")
     cells = len(run.steps) * len(run.source_tokens)
 
     dom = _browser(tmp_path, "--dump-dom", url=page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert f"<title>rendered: {cells} cells</title>" in dom.stdout
+    assert "<title>t5peek generate · tiny</title>" in dom.stdout
+    assert f'<span id="prompt">{PROMPT}</span>' in dom.stdout
     assert f'data-rendered-cells="{cells}"' in dom.stdout
     assert f'data-layer="{run.layer}"' in dom.stdout and 'data-head="mean"' in dom.stdout
     assert dom.stdout.count('class="cell"') == cells

@@ -52,7 +52,7 @@ def test_default_model_info_reads_headers_only(loophub, flan_t5_base):
     assert_known_outcome(run, 0)
     record = run.json()
     assert record["model"] == "google/flan-t5-base"
-    assert record["parameters"] == FLAN_T5_BASE_PARAMS
+    assert record["total"] == FLAN_T5_BASE_PARAMS
     assert record["head"] == "untied"
     assert loophub.body_bytes < 0.01 * weights_bytes(flan_t5_base)
 
@@ -90,7 +90,7 @@ def test_config_only_count_follows_tie_word_embeddings(loophub, flan_t5_base):
     assert params.json()["counted_from"] == "config only"
     assert params.json()["total"] == FLAN_T5_BASE_PARAMS
     assert arch.json()["total"] == FLAN_T5_BASE_PARAMS
-    assert info.json()["parameters"] == FLAN_T5_BASE_PARAMS
+    assert info.json()["total"] == FLAN_T5_BASE_PARAMS
     assert info.json()["head"] == "untied"
 
 

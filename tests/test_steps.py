@@ -64,7 +64,7 @@ def assert_parity(run, out):
         for candidate in step.top_k + (step.chosen,):
             assert candidate.score == scores[candidate.token_id].item()
             assert candidate.logit == logits[candidate.token_id].item()
-            assert candidate.prob == probs[candidate.token_id].item()
+            assert candidate.probability == probs[candidate.token_id].item()
         shown = [c.score for c in step.top_k]
         assert shown == sorted(shown, reverse=True)
         assert shown[0] == scores.max().item()
@@ -281,7 +281,7 @@ def test_top_k_is_clamped_to_the_vocabulary(t5):
     model, tokenizer = t5
     run = decode(model, tokenizer, _ids(tokenizer), DecodeSettings(requested={"max_new_tokens": 1}, top_k=10_000))
     assert run.top_k == model.config.vocab_size == len(run.steps[0].top_k)
-    assert sum(c.prob for c in run.steps[0].top_k) == pytest.approx(1.0, abs=1e-4)
+    assert sum(c.probability for c in run.steps[0].top_k) == pytest.approx(1.0, abs=1e-4)
 
 
 @pytest.fixture

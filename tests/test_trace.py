@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from t5peek import seq2seq, anatomy, loading, trace
+from t5peek import anatomy, loading, seq2seq, trace
+from t5peek.jsonable import document
 
 PROMPT = "translate english to german : the red house is small"
 TARGET = "the blue house"
@@ -379,14 +380,15 @@ def test_tensor_stats_over_finite_values():
     assert stats["x"].std == pytest.approx(2 ** 0.5)
 
 
-def test_report_to_json(t5):
+def test_report_json_document(t5):
     input_ids, mask = encode(t5)
     report = trace.trace_forward(t5.model, input_ids, mask, target_ids=labels_of(t5), stats=True, explain=True,
                                  tokenizer=t5.tokenizer, prompt=PROMPT, target=TARGET)
-    data = json.loads(json.dumps(report.to_json()))
+    data = json.loads(json.dumps(document("trace", report)))
     record = data["phases"][0]["records"][1]
     assert {"module", "class", "input_shapes", "output_shapes", "dtype", "device", "time_ms", "stats"} <= set(record)
     assert record["module"] == "encoder" and record["class"] == "T5Stack"
+    assert data["command"] == "trace" and data["schema_version"] == 1 and data["view"] == "teacher-forcing"
     assert data["decoder_input_ids"][1:] == data["labels"][:-1]
     assert set(data["explanations"]) >= {"embedding", "residual", "self-attention:encoder", "cross-attention",
                                          "feed-forward", "norm", "lm_head", "position:relative"}

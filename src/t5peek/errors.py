@@ -19,6 +19,7 @@ class T5PeekError(Exception):
     """An error with a one-line message for the user and an exit code."""
 
     exit_code: ExitCode = ExitCode.ERROR
+    kind = "error"  # the `error.kind` of a --json error document
 
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
@@ -28,32 +29,44 @@ class T5PeekError(Exception):
 
 class UsageError(T5PeekError):
     exit_code = ExitCode.USAGE
+    kind = "usage"
 
 
 class ModelNotFound(T5PeekError):
     """Unknown Hub id, missing revision, offline without a cached copy, folder without config."""
 
+    kind = "model_not_found"
+
 
 class BadCheckpoint(T5PeekError):
     """Files are present but unusable: broken JSON, truncated weights, LFS pointers, missing tensors."""
+
+    kind = "bad_checkpoint"
 
 
 class NotEnoughMemory(T5PeekError):
     """The weights would not fit in the memory available."""
 
+    kind = "not_enough_memory"
+
 
 class HubUnreachable(ModelNotFound):
     """The Hub did not answer: connection refused, reset or timed out."""
 
+    kind = "hub_unreachable"
+
 
 class UnsupportedModel(UsageError):
     """The model exists but is not something t5peek inspects (decoder-only, unknown type)."""
+
+    kind = "unsupported_model"
 
 
 class Refused(T5PeekError):
     """Refused for safety: pickle weights, remote code, paths escaping the model folder."""
 
     exit_code = ExitCode.REFUSED
+    kind = "refused"
 
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")

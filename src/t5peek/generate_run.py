@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from t5peek import anatomy, seq2seq
@@ -116,5 +116,6 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
                                 seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads)
     input_ids = encoded["input_ids"].to(loaded.device)
     attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
-    return decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,
-                  on_start=on_start)
+    run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,
+                 on_start=on_start)
+    return replace(run, model=session.name, prompt=request.prompt)

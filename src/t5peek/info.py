@@ -33,8 +33,8 @@ class ModelInfo:
     checkpoint_files: int
     stored_dtype: str | None
     stored_bytes: int | None
-    parameters: int | None
-    parameters_note: str
+    total: int | None
+    total_note: str
     task_prefixes: dict[str, str] = field(default_factory=dict)
     placement: object = None  # placement.Placement when --max-memory was given
 
@@ -62,7 +62,7 @@ def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, t
         head=head, head_note=head_note, checkpoint_format=checkpoint.format,
         checkpoint_files=len(checkpoint.files), stored_dtype=checkpoint.main_dtype or raw.get("torch_dtype")
         or raw.get("dtype"), stored_bytes=checkpoint.stored_bytes if checkpoint.tensors else None,
-        parameters=total, parameters_note=total_note, task_prefixes=task_prefixes(raw),
+        total=total, total_note=total_note, task_prefixes=task_prefixes(raw),
     )
 
 

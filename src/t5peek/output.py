@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import enum
 import json
-import math
 import os
 import sys
-from pathlib import Path
 from typing import Callable, Iterator
 
 from rich.console import Console
 
 from t5peek.errors import ExitCode, T5PeekError, redact
-
-
-def to_jsonable(value):
-    """Dataclasses, enums, paths and tuples as plain JSON values (non-finite floats become strings)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
+from t5peek.jsonable import document, error_document
 
 
 def _width() -> int | None:
@@ -50,15 +30,15 @@ class _PipeFriendlyConsole(Console):
 class Output:
     """Where a command writes. In JSON mode stdout carries exactly one document."""
 
-    def __init__(self, json_mode: bool = False):
+    def __init__(self, json_mode: bool = False, command: str = ""):
         self.json_mode = json_mode
+        self.command = command
         self.console = _PipeFriendlyConsole(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
         self.err = Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
 
-    def emit(self, record, render: Callable[[object, Console], None]) -> None:
+    def emit(self, record, render: Callable[[object, Console], None] | None) -> None:
         if self.json_mode:
-            sys.stdout.write(json.dumps(to_jsonable(record), ensure_ascii=False, indent=2) + "\n")
-            sys.stdout.flush()
+            _write_json(document(self.command, record))
         else:
             render(record, self.console)
 
@@ -86,30 +66,44 @@ def fail(output_err: Console | None, message: str, hint: str | None = None) -> N
         err.print(f"  [dim]hint:[/] {redact(hint)}", markup=True, highlight=False, soft_wrap=True)
 
 
+def _write_json(data: dict) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
 def cli_command(func: Callable) -> Callable:
-    """Wire a Typer command to the one error handler: its `debug` option decides on tracebacks."""
+    """Wire a Typer command `<name>_command` to the one error handler: its `debug` option decides on
+    tracebacks, its `json` option on whether a failure is also written to stdout as a JSON error document."""
     import functools
+
+    command = func.__name__.removesuffix("_command")
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        run_command(bool(kwargs.get("debug")), lambda: func(*args, **kwargs))
+        run_command(bool(kwargs.get("debug")), lambda: func(*args, **kwargs),
+                    command=command if kwargs.get("json") else None)
 
     return wrapper
 
 
-def run_command(debug: bool, body: Callable[[], None]) -> None:
-    """Run a command body, turning every failure into one line on stderr and a documented exit code."""
+def run_command(debug: bool, body: Callable[[], None], command: str | None = None) -> None:
+    """Run a command body, turning every failure into one line on stderr and a documented exit code (and,
+    when `command` is given, a JSON error document on stdout)."""
     import typer
+
+    def failed(kind: str, code: ExitCode, message: str, hint: str | None = None) -> typer.Exit:
+        fail(None, message, hint)
+        if command is not None:
+            _write_json(error_document(command, kind, redact(message), redact(hint) if hint else None, code))
+        return typer.Exit(int(code))
 
     try:
         body()
     except T5PeekError as exc:
         _show_traceback(debug)
-        fail(None, exc.message, exc.hint)
-        raise typer.Exit(int(exc.exit_code)) from None
+        raise failed(exc.kind, exc.exit_code, exc.message, exc.hint) from None
     except KeyboardInterrupt:
-        fail(None, "interrupted.")
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        raise failed("interrupted", ExitCode.INTERRUPTED, "interrupted.") from None
     except BrokenPipeError:
         _silence_stdout()
         raise typer.Exit(int(ExitCode.OK)) from None
@@ -117,14 +111,13 @@ def run_command(debug: bool, body: Callable[[], None]) -> None:
         raise
     except MemoryError:
         _show_traceback(debug)
-        fail(None, "out of memory.", "Try a smaller model, --dtype bfloat16, or a shorter input.")
-        raise typer.Exit(int(ExitCode.ERROR)) from None
+        raise failed("out_of_memory", ExitCode.ERROR, "out of memory.",
+                     "Try a smaller model, --dtype bfloat16, or a shorter input.") from None
     except Exception as exc:  # noqa: BLE001 - the one place that catches everything
         _show_traceback(debug)
         text = str(exc).splitlines()[0] if str(exc) else ""
-        fail(None, f"unexpected {type(exc).__name__}: {text}".rstrip(": "),
-             None if debug else "Run again with --debug to see the traceback.")
-        raise typer.Exit(int(ExitCode.ERROR)) from None
+        raise failed("unexpected", ExitCode.ERROR, f"unexpected {type(exc).__name__}: {text}".rstrip(": "),
+                     None if debug else "Run again with --debug to see the traceback.") from None
 
 
 def _show_traceback(debug: bool) -> None:

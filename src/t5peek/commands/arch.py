@@ -41,6 +41,6 @@ def arch_command(
 ) -> None:
     from t5peek.render.arch import render_arch
 
-    out = Output(json)
+    out = Output(json, "arch")
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh)
     out.emit(peek.arch(depth, expand), lambda record, console: render_arch(record, console, show_shapes=shapes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -87,17 +88,17 @@ def generate_command(
     check_request(request)
     check_html_target(html)
     check_prompt_is_not_a_model(prompt, model is not None, "generate")
-    out = Output(json)
+    out = Output(json, "generate")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     if json:
         run = peek.generate(**_api_arguments(request))
-        write_report(run, html, peek.name, prompt, out)
-        out.emit(json_record(run, peek.name, prompt), lambda record, console: None)
+        write_report(run, html, out)
+        out.emit(run, render=None)
     else:
         run = _stream(out, peek, request, all_layers)
-        write_report(run, html, peek.name, prompt, out)
+        write_report(run, html, out)
 
 
 def _api_arguments(request) -> dict:
@@ -131,15 +132,6 @@ def _stream(out: Output, peek, request, all_layers: bool):
     return run
 
 
-def json_record(run, model: str, prompt: str) -> dict:
-    """One JSON document: the run without the per-head attention (that goes to --html)."""
-    from t5peek.output import to_jsonable
-
-    record = {"model": model, "prompt": prompt, **to_jsonable(run)}
-    record.pop("head_attention", None)
-    return record
-
-
 def check_html_target(html: Path | None) -> None:
     from t5peek.errors import UsageError
 
@@ -150,16 +142,18 @@ def check_html_target(html: Path | None) -> None:
         raise UsageError(f"--html '{html}' is a folder; give a file name such as report.html.")
     if not parent.is_dir():
         raise UsageError(f"--html '{html}': the folder '{parent}' does not exist.")
+    if not os.access(parent, os.W_OK | os.X_OK) or (html.exists() and not os.access(html, os.W_OK)):
+        raise UsageError(f"--html '{html}': cannot write there (permission denied).")
 
 
-def write_report(run, html: Path | None, model: str, prompt: str, out: Output) -> None:
+def write_report(run, html: Path | None, out: Output) -> None:
     if html is None:
         return
     from t5peek.errors import UsageError
     from t5peek.render.html import write_html
 
     try:
-        write_html(run, html, model=model, prompt=prompt)
+        write_html(run, html)
     except OSError as exc:
         raise UsageError(f"Cannot write the HTML report to '{html}': {exc.strerror or exc}.") from None
     out.note(f"wrote the HTML report to {html}")

@@ -35,7 +35,7 @@ def info_command(
     from t5peek.placement import parse_max_memory
     from t5peek.render.info import render_info
 
-    out = Output(json)
+    out = Output(json, "info")
     memory = parse_max_memory(max_memory)
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
                       dtype=dtype)

@@ -58,7 +58,7 @@ def params_command(
     from t5peek.placement import parse_max_memory
     from t5peek.render.params import render_params
 
-    out = Output(json)
+    out = Output(json, "params")
     memory = parse_max_memory(max_memory)
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force)

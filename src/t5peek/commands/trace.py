@@ -67,9 +67,9 @@ def trace_command(
     from t5peek.render.trace import render_trace
 
     check_prompt_is_not_a_model(prompt, model is not None, "trace")
-    out = Output(json)
+    out = Output(json, "trace")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     report = peek.trace(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain)
-    out.emit(report.to_json() if json else report, render_trace)
+    out.emit(report, render_trace)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from t5peek.generate.records import BeamChoice, BeamHypothesis, BeamRow, BeamStep, Candidate, LayerFocus, Step
-from t5peek.generate.run import RULES, _Attention, _Run
+from t5peek.generate.run import _Attention, _Run
 
 
 @dataclass
@@ -79,7 +79,7 @@ def beam_record(run: _Run, step: int, readings: Readings, next_topk_indices, top
 
 def build_path(run: _Run, output_ids: list[int], path_rows: list[int], per_step: list[Readings]) -> None:
     """The steps of the returned sequence: at step t it extended beam path_rows[t]."""
-    rule = RULES[run.strategy]
+    rule = run.strategy.rule
     for step, row in enumerate(path_rows):
         readings = per_step[step]
         top = run.row_candidates(*readings.top, row)

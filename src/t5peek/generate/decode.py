@@ -8,7 +8,7 @@ from typing import Callable
 from t5peek.errors import UsageError
 from t5peek.generate.beam import beam_search
 from t5peek.generate.records import Candidate, DecodePlan, DecodeRun, Step
-from t5peek.generate.run import RULES, _Run, _Vocab, stop_reason
+from t5peek.generate.run import _Run, _Vocab, stop_reason
 from t5peek.generate.settings import DecodeSettings, prepare, processors_and_criteria, setting_sources
 from t5peek.seq2seq import decoder_shape, new_cache
 
@@ -60,7 +60,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
             cache = new_cache()
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
-            if strategy in ("greedy", "sample"):
+            if not strategy.is_beam:
                 output_ids, stop = _sample_loop(state, encoder_outputs, attention_mask, cache, device)
                 sequence_score = None
             else:
@@ -86,7 +86,7 @@ def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
     pad = config._pad_token_tensor
     has_eos_criteria = any(hasattr(c, "eos_token_id") for c in run.criteria)
     do_sample = bool(config.do_sample)
-    rule = RULES[run.strategy]
+    rule = run.strategy.rule
     input_ids = config._decoder_start_token_tensor.reshape(1, 1).to(device)
     unfinished = torch.ones(1, dtype=torch.long, device=device)
     next_input = input_ids

@@ -6,20 +6,22 @@ beam search's output) or a `BeamStep` (every running beam of a beam-search step)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
+
+from t5peek.kinds import Rule, Strategy
 
 
 @dataclass(frozen=True)
 class Candidate:
     """One possible next token. `score` is what generate() reports in `output_scores` (the logit after the
-    logits processors; for beam search a log-probability); `prob` is softmax(score) over the vocabulary."""
+    logits processors; for beam search a log-probability); `probability` is softmax(score) over the vocabulary."""
 
     token_id: int
     token: str
     logit: float
     score: float
-    prob: float
+    probability: float
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Step:
     input_tokens: tuple[str, ...]
     token_id: int
     token: str
-    rule: str  # greedy, sampled, beam, beam sample
+    rule: Rule
     chosen: Candidate
     chosen_rank: int | None  # 1-based rank of the chosen token among the top-k, None when outside it
     top_k: tuple[Candidate, ...]
@@ -107,7 +109,7 @@ class SettingValue:
 class DecodePlan:
     """What a run is about to do: known before the first step (streamed as the header)."""
 
-    strategy: str  # greedy, sample, beam, beam sample
+    strategy: Strategy
     settings: dict[str, SettingValue]
     processors: tuple[str, ...]  # the logits processors in use, in order
     source_ids: tuple[int, ...]
@@ -131,3 +133,11 @@ class DecodeRun(DecodePlan):
     # [step][layer][head][source token], kept only when DecodeSettings.keep_heads (the HTML report)
     head_attention: tuple | None = None
     notes: tuple[str, ...] = ()
+    model: str = ""  # the MODEL as named
+    prompt: str = ""
+
+    def json_fields(self, head_attention: bool = False) -> dict:
+        """The model and prompt first; the per-head attention only for the HTML report."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)
+                 if f.name not in ("model", "prompt") and (head_attention or f.name != "head_attention")}
+        return {"model": self.model, "prompt": self.prompt, **shown}

@@ -9,10 +9,7 @@ from typing import Any, Callable
 
 from t5peek.errors import T5PeekError
 from t5peek.generate.records import Candidate, LayerFocus
-
-# the `Step.rule` of each strategy
-RULES = {"greedy": "greedy", "sample": "sampled", "beam": "beam", "beam sample": "beam sample"}
-
+from t5peek.kinds import Strategy
 
 class DecodeError(T5PeekError):
     """Decoding cannot go on (e.g. the scores are NaN, so there is nothing to sample from)."""
@@ -62,7 +59,7 @@ class _Run:
 
     model: Any
     config: Any
-    strategy: str
+    strategy: Strategy
     processors: Any
     criteria: Any
     vocab: _Vocab

@@ -12,6 +12,7 @@ from typing import Any
 
 from t5peek.errors import UsageError
 from t5peek.generate.records import SettingValue
+from t5peek.kinds import Strategy
 
 # Settings shown to the user, in this order; the ones after `_ALWAYS` only when they do something.
 _ALWAYS = ("max_new_tokens", "num_beams", "do_sample", "decoder_start_token_id", "eos_token_id")
@@ -25,7 +26,8 @@ _WHEN_SET = {
     "eta_cutoff": 0.0, "top_h": None, "renormalize_logits": False, "remove_invalid_values": False,
     "max_time": None, "stop_strings": None, "sequence_bias": None,
 }
-_SUPPORTED_MODES = {"greedy_search": "greedy", "sample": "sample", "beam_search": "beam", "beam_sample": "beam sample"}
+_SUPPORTED_MODES = {"greedy_search": Strategy.GREEDY, "sample": Strategy.SAMPLE, "beam_search": Strategy.BEAM,
+                    "beam_sample": Strategy.BEAM_SAMPLE}
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def processors_and_criteria(model, config, input_ids, tokenizer, device):
     return processors, criteria
 
 
-def setting_sources(model, settings: DecodeSettings, config, strategy: str, has_default_max_length: bool
+def setting_sources(model, settings: DecodeSettings, config, strategy: Strategy, has_default_max_length: bool
                     ) -> dict[str, SettingValue]:
     """Each shown setting with where its value came from: the command line, the task, generation_config, default."""
     diff = model.generation_config.to_diff_dict()
@@ -149,11 +151,11 @@ def setting_sources(model, settings: DecodeSettings, config, strategy: str, has_
         if key == "decoder_start_token_id" and value is None:
             value = config.bos_token_id
         shown[key] = SettingValue(_plain(value), source(key))
-    if strategy in ("sample", "beam sample"):
+    if strategy.samples:
         for key in _SAMPLING:
             shown[key] = SettingValue(_plain(getattr(config, key)), source(key))
         shown["seed"] = SettingValue(settings.seed, settings.seed_source if settings.seed is not None else "unset")
-    if strategy in ("beam", "beam sample"):
+    if strategy.is_beam:
         for key in _BEAM:
             shown[key] = SettingValue(_plain(getattr(config, key)), source(key))
     for key, neutral in _WHEN_SET.items():

@@ -4,65 +4,52 @@ The page carries its data as JSON inside a <script type="application/json"> bloc
 little inline JavaScript: the cross-attention map (generated tokens x source tokens) for a chosen decoder
 layer and head, or the mean of the heads, and the top-k candidates of every step. A Content-Security-Policy
 forbids every fetch, so the page cannot reach the network even by accident. When drawn, the script writes
-`data-rendered-cells` on <body> and "rendered: N cells" into the title (the browser test reads them).
+`data-rendered-cells` on <body> (the browser test reads it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
-import math
+import os
+import re
+import tempfile
 from pathlib import Path
 
 from t5peek.generate import DecodeRun
+from t5peek.jsonable import to_jsonable
 
 
-def _number(value: float, digits: int = 4):
-    """Rounded for size; NaN and infinities (masked scores are -inf) as the strings JSON lacks."""
-    if value is None:
-        return None
-    if not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return round(value, digits)
+def report_data(run: DecodeRun) -> dict:
+    """What the page needs: the run as `generate --json` writes it, with the per-head attention, rounded to six
+    decimals to keep the page small."""
+    return to_jsonable(run.json_fields(head_attention=True), digits=6)
 
 
-def report_data(run: DecodeRun, model: str = "", prompt: str = "") -> dict:
-    """What the page needs, as plain JSON values (weights rounded to 4 decimals)."""
-    if run.head_attention is not None:
-        heads = [[[[_number(w) for w in head] for head in layer] for layer in step] for step in run.head_attention]
-    else:
-        heads = None
-    return {
-        "model": model, "prompt": prompt, "strategy": run.strategy, "output_text": run.output_text,
-        "output_ids": list(run.output_ids), "stop_reason": run.stop_reason, "layer": run.layer,
-        "decoder_layers": run.decoder_layers, "heads": run.heads, "source_tokens": list(run.source_tokens),
-        "settings": {name: {"value": s.value, "source": s.source} for name, s in run.settings.items()},
-        "processors": list(run.processors),
-        "steps": [{
-            "step": s.step, "token_id": s.token_id, "token": s.token, "rule": s.rule, "beam": s.beam,
-            "input_tokens": list(s.input_tokens), "chosen_rank": s.chosen_rank,
-            "chosen": {"token_id": s.chosen.token_id, "token": s.chosen.token, "logit": _number(s.chosen.logit),
-                       "score": _number(s.chosen.score), "prob": _number(s.chosen.prob, 6)},
-            "top_k": [{"token_id": c.token_id, "token": c.token, "logit": _number(c.logit),
-                       "score": _number(c.score), "prob": _number(c.prob, 6)} for c in s.top_k],
-            "cross_attention": [_number(w) for w in s.cross_attention],
-        } for s in run.steps],
-        "head_attention": heads,  # [step][layer][head][source] or null
-    }
-
-
-def render_html(run: DecodeRun, model: str = "", prompt: str = "") -> str:
-    data = json.dumps(report_data(run, model, prompt), ensure_ascii=False, allow_nan=False)
+def render_html(run: DecodeRun) -> str:
+    data = json.dumps(report_data(run), ensure_ascii=False, allow_nan=False)
     # inside <script>, "</script>" or "<!--" in a token would end the block: escape the characters that could
     data = data.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
-    title = html.escape(f"t5peek generate · {model}" if model else "t5peek generate")
-    return _PAGE.replace("{{TITLE}}", title).replace("{{DATA}}", data).replace("{{CSS}}", _CSS).replace(
-        "{{JS}}", _JS)
+    title = html.escape(f"t5peek generate · {run.model}" if run.model else "t5peek generate")
+    parts = {"TITLE": title, "DATA": data, "CSS": _CSS, "JS": _JS}
+    # one pass, so that a prompt or token containing "{{JS}}" stays text
+    return re.sub(r"\{\{(TITLE|DATA|CSS|JS)\}\}", lambda m: parts[m.group(1)], _PAGE)
 
 
-def write_html(run: DecodeRun, path: Path, model: str = "", prompt: str = "") -> Path:
+def write_html(run: DecodeRun, path: Path) -> Path:
+    """Write the page whole or not at all: a full disk leaves the old file (or none), never half a page."""
     path = Path(path).expanduser()
-    path.write_text(render_html(run, model, prompt), encoding="utf-8")
+    page = render_html(run).encode("utf-8")
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(page)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     return path
 
 
@@ -80,6 +67,7 @@ _PAGE = """<!DOCTYPE html>
 <header>
   <h1>t5peek generate</h1>
   <p id="meta"></p>
+  <p><span class="label">prompt</span> <span id="prompt"></span></p>
   <p><span class="label">output</span> <strong id="output"></strong></p>
 </header>
 <noscript><p>This report draws itself with JavaScript; please enable it.</p></noscript>
@@ -156,6 +144,7 @@ _JS = r"""
   document.getElementById("meta").textContent = [data.model, data.strategy + " decoding",
     data.steps.length + " steps", "stopped: " + data.stop_reason].filter(Boolean).join(" \u00b7 ");
   document.getElementById("output").textContent = data.output_text || "(empty)";
+  document.getElementById("prompt").textContent = data.prompt;
 
   for (var l = 0; l < data.decoder_layers; l++) {
     if (!hasHeads && l !== data.layer) continue;
@@ -220,7 +209,6 @@ _JS = r"""
     document.body.dataset.renderedCells = String(cells);
     document.body.dataset.layer = layerSelect.value;
     document.body.dataset.head = headSelect.value;
-    document.title = "rendered: " + cells + " cells";
   }
 
   function select(i) {
@@ -250,9 +238,9 @@ _JS = r"""
       tr.appendChild(el("td", c.token, "tok"));
       tr.appendChild(el("td", fixed(c.logit, 2), "num"));
       tr.appendChild(el("td", fixed(c.score, 2), "num"));
-      tr.appendChild(el("td", pct(c.prob), "num"));
+      tr.appendChild(el("td", pct(c.probability), "num"));
       var barCell = el("td"), bar = el("span", null, "bar");
-      bar.style.width = Math.round(120 * (typeof c.prob === "number" ? c.prob : 0)) + "px"; barCell.appendChild(bar);
+      bar.style.width = Math.round(120 * (typeof c.probability === "number" ? c.probability : 0)) + "px"; barCell.appendChild(bar);
       if (c.token_id === step.token_id) barCell.appendChild(el("span", " \u25c0 chosen"));
       tr.appendChild(barCell);
       t.appendChild(tr);

@@ -30,8 +30,8 @@ def render_info(record: ModelInfo, console: Console) -> None:
     if record.stored_bytes is not None:
         stored += f", {human_bytes(record.stored_bytes)} in {record.checkpoint_files} file(s)"
     table.add_row("stored", f"{record.checkpoint_format}: {stored}")
-    params = f"{record.parameters:,} ({human_count(record.parameters)})" if record.parameters else "?"
-    table.add_row("parameters", f"{params}  [dim]{record.parameters_note}[/]")
+    params = f"{record.total:,} ({human_count(record.total)})" if record.total else "?"
+    table.add_row("parameters", f"{params}  [dim]{record.total_note}[/]")
     for task, prefix in record.task_prefixes.items():
         table.add_row("task prefix", f"{prefix!r}  ({task})")
     console.print(table)

@@ -134,7 +134,7 @@ def render_step(step: Step, console: Console, plan: DecodePlan, all_layers: bool
 
 
 def _candidates_table(step: Step, plan: DecodePlan) -> Table:
-    beam = plan.strategy in ("beam", "beam sample")
+    beam = plan.strategy.is_beam
     table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
     table.add_column("    #", justify="right")
     table.add_column("id", justify="right")
@@ -158,7 +158,7 @@ def _candidates_table(step: Step, plan: DecodePlan) -> Table:
         cells = [f"{'▶ ' if chosen else '  '}{rank if rank is not None else '…'}", str(candidate.token_id),
                  show_token(candidate.token), fmt(candidate.logit)]
         cells += [fmt(candidate.score)] if show_score else []
-        cells += [percent(candidate.prob), bar(candidate.prob), mark]
+        cells += [percent(candidate.probability), bar(candidate.probability), mark]
         table.add_row(*cells, style="bold" if chosen else None)
     return table
 
@@ -220,7 +220,7 @@ def render_summary(run: DecodeRun, console: Console) -> None:
     if run.sequence_score is not None:
         ids.append(f"; beam score {fmt(run.sequence_score, 4)}", style="dim")
     console.print(ids)
-    if run.strategy in ("beam", "beam sample") and run.steps:
+    if run.strategy.is_beam and run.steps:
         console.print(Text("how the output was built (the beam each token extended):", style="bold"))
         path = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
         for name, justify in (("  step", "right"), ("from beam", "right"), ("token", "left"),
@@ -229,7 +229,7 @@ def render_summary(run: DecodeRun, console: Console) -> None:
         for step in run.steps:
             focus = step.layers[run.layer]
             path.add_row(str(step.step), str(step.beam), show_token(step.token), fmt(step.chosen.score),
-                         percent(step.chosen.prob), f"{source_name(run.source_tokens, focus.source_index)} "
+                         percent(step.chosen.probability), f"{source_name(run.source_tokens, focus.source_index)} "
                                                     f"{focus.weight:.2f}")
         console.print(path)
     for note in run.notes:

@@ -65,7 +65,7 @@ def _header(report: TraceReport, console: Console) -> None:
     console.print(title)
     console.print(Text(f"{view} · {depth} · {report.dtype} on {report.device} · "
                        f"{report.attention_implementation} attention", style="dim"))
-    console.print(_token_line("prompt", report.tokens, report.input_ids))
+    console.print(_token_line("prompt", report.source_tokens, report.source_ids))
     console.print(Text(VIEW_NOTES[report.view], style="dim italic"))
 
 
@@ -128,7 +128,7 @@ def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[s
 def _record_tokens(report: TraceReport, phase: Phase, record: TraceRecord) -> tuple[str, ...]:
     """The tokens a record's call ran on: the prompt in the encoder, the fed token(s) in the decoder."""
     if anatomy.stack_of(record.module) == "encoder":
-        return report.tokens
+        return report.source_tokens
     if phase.kind == "step":
         step = next((s for s in report.steps if s.step == phase.step), None)
         return (step.input_token,) if step is not None else ()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
+from t5peek.kinds import PhaseKind, View
 from t5peek.trace.explain import EXPLANATIONS, VIEW_NOTES, explanation_key
 
 
@@ -101,11 +102,17 @@ class TraceRecord:
     stats: dict | None = None  # output name → TensorStats, with --stats
     routing: Routing | None = None  # mixture-of-experts routers: the expert each token went to
 
+    def json_fields(self) -> dict:
+        """In the order a reader scans a record: where it is, what went in and out, then how it ran."""
+        order = ("index", "module", "cls", "role", "level", "parent", "input_shapes", "output_shapes", "attention",
+                 "routing", "dtype", "device", "time_ms", "finished", "stats")
+        return {("class" if key == "cls" else key): getattr(self, key) for key in order}
+
 
 @dataclass(frozen=True)
 class Phase:
     name: str
-    kind: str  # "forward" (teacher forcing), "encoder", "step"
+    kind: PhaseKind
     records: tuple[TraceRecord, ...]
     time_ms: float
     cross_kv_projections: int  # calls of the cross-attention key/value projections during this phase
@@ -142,14 +149,14 @@ class NonFinite:
 class TraceReport:
     model: str
     model_class: str
-    view: str  # "teacher-forcing" or "generation"
+    view: View
     depth: int | None  # None: the block view
     attention_implementation: str
     dtype: str
     device: str
     prompt: str
-    tokens: tuple[str, ...]
-    input_ids: tuple[int, ...]
+    source_tokens: tuple[str, ...]
+    source_ids: tuple[int, ...]
     phases: tuple[Phase, ...]
     target: str | None = None
     labels: tuple[int, ...] = ()
@@ -177,21 +184,10 @@ class TraceReport:
                     keys.append(key)
         return keys
 
-    def to_json(self) -> dict:
-        """Plain values for --json; records name their class `class`."""
-        from t5peek.output import to_jsonable
-
-        data = to_jsonable(self)
-        for phase in data["phases"]:
-            phase["records"] = [_json_record(record) for record in phase["records"]]
-        data.pop("explain")
-        data["view_note"] = VIEW_NOTES[self.view]
+    def json_fields(self) -> dict:
+        """The `trace --json` document: the explanations (with --explain) and the view's note added."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explain"}
+        shown["view_note"] = VIEW_NOTES[self.view]
         if self.explain:
-            data["explanations"] = {key: EXPLANATIONS[key] for key in self.explanation_keys()}
-        return data
-
-
-def _json_record(record: dict) -> dict:
-    order = ("index", "module", "cls", "role", "level", "parent", "input_shapes", "output_shapes", "attention",
-             "routing", "dtype", "device", "time_ms", "finished", "stats")
-    return {("class" if key == "cls" else key): record[key] for key in order}
+            shown["explanations"] = {key: EXPLANATIONS[key] for key in self.explanation_keys()}
+        return shown

@@ -7,6 +7,7 @@ import time
 from typing import Iterator
 
 from t5peek import anatomy
+from t5peek.kinds import PhaseKind
 from t5peek.trace.plan import hook_plan
 from t5peek.trace.probes import _Describer, _output_names, _tensors_of, attention_weights, routing_of, tensor_stats
 from t5peek.trace.records import Phase, TraceRecord
@@ -90,7 +91,7 @@ class Tracer:
     # -- phases
 
     @contextlib.contextmanager
-    def phase(self, name: str, kind: str, step: int | None = None) -> Iterator[None]:
+    def phase(self, name: str, kind: PhaseKind, step: int | None = None) -> Iterator[None]:
         """Collect the records of the calls made inside this block as one Phase."""
         self._entries, self._stack = [], []
         kv_before = self._cross_kv_calls

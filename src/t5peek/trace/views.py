@@ -4,6 +4,7 @@ cache (inference)."""
 from __future__ import annotations
 
 from t5peek import anatomy
+from t5peek.kinds import PhaseKind, View
 from t5peek.seq2seq import decoder_start_id, eos_ids, new_cache, shift_right, token_strings
 from t5peek.trace.probes import _layer_shapes
 from t5peek.trace.records import DecodeStep, NonFinite, TraceReport
@@ -54,9 +55,9 @@ def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = 
     first_bad = _first_nonfinite(tracer.phases) if stats else None
     ids = [int(i) for i in input_ids[0].tolist()]
     return TraceReport(model=model_name or type(model).__name__, model_class=type(model).__name__,
-                       view="teacher-forcing" if target_ids is not None else "generation", depth=depth,
+                       view=View.TEACHER_FORCING if target_ids is not None else View.GENERATION, depth=depth,
                        attention_implementation=attn_impl, dtype=dtype, device=device, prompt=prompt,
-                       tokens=token_strings(tokenizer, ids), input_ids=tuple(ids), phases=tuple(tracer.phases),
+                       source_tokens=token_strings(tokenizer, ids), source_ids=tuple(ids), phases=tuple(tracer.phases),
                        target=target, stats=stats, first_nonfinite=first_bad, explain=explain,
                        notes=tuple(notes), **extra)
 
@@ -66,7 +67,7 @@ def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, t
     import warnings
 
     decoder_input_ids = shift_right(model, labels)
-    with tracer.phase("encoder + decoder, one forward pass (teacher forcing)", "forward"), warnings.catch_warnings():
+    with tracer.phase("encoder + decoder, one forward pass (teacher forcing)", PhaseKind.FORWARD), warnings.catch_warnings():
         # EncoderDecoderModel warns whenever decoder_input_ids come with labels; here they are its own shift.
         warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
         output = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
@@ -85,7 +86,7 @@ def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, to
                 stop_at_eos: bool = True, encoder_extra: dict | None = None) -> dict:
     import torch
 
-    with tracer.phase("encoder, runs once", "encoder"):
+    with tracer.phase("encoder, runs once", PhaseKind.ENCODER):
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
                                               **(encoder_extra or {}))
     cache = new_cache()
@@ -98,7 +99,7 @@ def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, to
         before = _lengths(cache.self_attention_cache)
         phase_count = len(tracer.phases)
         fed = torch.tensor([[next_id]], device=device)
-        with tracer.phase(f"decoder step {step}", "step", step=step):
+        with tracer.phase(f"decoder step {step}", PhaseKind.STEP, step=step):
             output = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=fed,
                            past_key_values=cache, use_cache=True)
         cache = output.past_key_values if output.past_key_values is not None else cache
