@@ -7,6 +7,7 @@ T5 names its parts `SelfAttention`, `EncDecAttention`, `DenseReluDense`; BART na
 from __future__ import annotations
 
 import re
+from t5peek.errors import UnsupportedModel
 
 EMBEDDING = "embedding"
 POSITION = "position"
@@ -92,8 +93,6 @@ def check_supported(model_type: str | None, command: str, name: str) -> None:
     """Raise UnsupportedModel (exit 2) when `command` does not support this model_type yet."""
     reason = UNSUPPORTED.get(model_type or "", {}).get(command)
     if reason:
-        from t5peek.errors import UnsupportedModel
-
         raise UnsupportedModel(f"t5peek {command} does not support {model_type} models like '{name}' yet: {reason}.")
 
 

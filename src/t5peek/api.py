@@ -21,6 +21,9 @@ from t5peek.errors import UsageError
 from t5peek.loading import DEFAULT_MODEL
 from t5peek.placement import normalize_max_memory
 from t5peek.session import RunOptions, Session, SourceOptions
+from t5peek.render.notebook import register_if_in_ipython
+from t5peek.trace_run import run_trace
+from t5peek.generate_run import GenerateRequest, run_generate
 
 VIEWS = ("component", "layer", "type")  # the breakdowns params() offers
 
@@ -43,7 +46,6 @@ class Model:
                                warn=warn or _warn_once)
         if progress is not None:
             self.session.progress = progress
-        from t5peek.render.notebook import register_if_in_ipython
 
         register_if_in_ipython()
 
@@ -100,8 +102,6 @@ class Model:
               stats: bool = False, explain: bool = False, global_attention_mask=None):
         """Run `prompt` under hooks: every module's shapes, in generation (`steps`, 3 by default) or teacher
         forcing (`target`). `global_attention_mask` (LED only, shape [1, S]) gives tokens global attention."""
-        from t5peek.trace_run import run_trace
-
         return run_trace(self.session, prompt, target=target, steps=steps, depth=depth, stats=stats,
                          explain=explain, global_attention_mask=global_attention_mask)
 
@@ -113,8 +113,6 @@ class Model:
 
         `on_start(plan)` and `on_step(step)` are called as decoding goes (the CLI streams with them).
         """
-        from t5peek.generate_run import GenerateRequest, run_generate
-
         request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k,
                                   layer, keep_heads)
         return run_generate(self.session, request, on_start=on_start, on_step=on_step)

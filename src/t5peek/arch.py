@@ -7,6 +7,7 @@ a block that differs from its run (T5's block 0 holds the relative position bias
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from t5peek import anatomy
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,6 @@ def build_tree(model, depth: int | None = None, expand: bool = False) -> ModuleN
 
 def _node(module, path: str, name: str, owner: dict[int, str], depth: int | None, expand: bool,
           level: int) -> ModuleNode:
-    from t5peek import anatomy
-
     own = dict(module.named_parameters(recurse=False))
     tied_to = {key: owner[id(p)] for key, p in own.items() if owner[id(p)] != _join(path, key)}
     children_modules = list(module.named_children())

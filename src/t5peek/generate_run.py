@@ -9,6 +9,8 @@ from typing import Callable
 from t5peek import anatomy, seq2seq
 from t5peek.errors import UsageError
 from t5peek.session import Session
+from t5peek.generate import task_for_prompt
+from t5peek.generate import decode, resolve_settings
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,6 @@ def shown_top_k(session: Session, request: GenerateRequest) -> int:
 
 def requested_settings(session: Session, model, request: GenerateRequest) -> tuple[dict, int | None, str]:
     """The generate() arguments the request asks for, and the seed to use with where it came from."""
-    from t5peek.generate import task_for_prompt
-
     requested: dict = {}
     if request.max_new_tokens is not None:
         requested["max_new_tokens"] = request.max_new_tokens
@@ -99,8 +99,6 @@ def requested_settings(session: Session, model, request: GenerateRequest) -> tup
 def run_generate(session: Session, request: GenerateRequest, on_start: Callable | None = None,
                  on_step: Callable | None = None):
     """The DecodeRun of the request: the tokenizer and length checks come before any weight is loaded."""
-    from t5peek.generate import decode, resolve_settings
-
     check_request(request)
     session.require("generate")
     top_k = shown_top_k(session, request)

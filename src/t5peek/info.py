@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from t5peek import anatomy
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.loading import ResolvedModel
+from t5peek.loading import untied_names
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,6 @@ def _head(model_type: str, raw: dict, checkpoint: CheckpointIndex) -> tuple[str,
         return "tied", "from config.json alone (no checkpoint header to confirm)"
     if head_name not in names:
         return "tied", "no lm_head.weight stored: the output head reuses the input embedding"
-    from t5peek.loading import untied_names
 
     tied = anatomy.tied_weights(model_type, raw) or {head_name: "model.shared.weight" if "model.shared.weight"
                                                      in names else "shared.weight"}

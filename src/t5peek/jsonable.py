@@ -13,6 +13,7 @@ import dataclasses
 import enum
 import math
 from pathlib import PurePath
+from t5peek import __version__
 
 SCHEMA_VERSION = 1
 
@@ -53,6 +54,4 @@ def error_document(command: str, kind: str, message: str, hint: str | None, exit
 
 
 def _envelope(command: str) -> dict:
-    from t5peek import __version__
-
     return {"schema_version": SCHEMA_VERSION, "t5peek_version": __version__, "command": command}

@@ -17,6 +17,7 @@ from pathlib import Path
 from t5peek import anatomy, hub, placement
 from t5peek.checkpoint import CheckpointIndex, checkpoint_from_hub, read_local_checkpoint, weights_present
 from t5peek.errors import BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError
+from t5peek.checkpoint import same_stored_values
 
 # transformers may otherwise open a background request offering to convert pickle weights.
 os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
@@ -213,8 +214,6 @@ def transformers_config(resolved: ResolvedModel):
 
 def untied_names(raw_config: dict, checkpoint: CheckpointIndex, tied: dict[str, str]) -> set[str]:
     """Tied targets that the checkpoint stores with their own values, which transformers keeps apart."""
-    from t5peek.checkpoint import same_stored_values
-
     untied = set()
     for target, source in tied.items():
         if target in checkpoint.tensors and source in checkpoint.tensors:

@@ -11,6 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek.loading import DEFAULT_MODEL
+from t5peek.errors import UsageError
+from t5peek.placement import parse_max_memory
+from t5peek.loading import DEMO_NAME
 
 
 class Device(str, enum.Enum):
@@ -55,8 +58,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 
 def model_name(model_arg: str | None, model_opt: str | None) -> str:
     """MODEL may come as the positional argument or as --model; the default is the Hub's flan-t5-base."""
-    from t5peek.errors import UsageError
-
     if model_arg and model_opt and model_arg != model_opt:
         raise UsageError(f"MODEL given twice ('{model_arg}' and --model '{model_opt}'); give it once.")
     return model_arg or model_opt or DEFAULT_MODEL
@@ -66,8 +67,7 @@ def open_model(name: str, out, *, revision: str | None = None, offline: bool = F
                device: Device = Device.cpu, dtype: Dtype = Dtype.auto, allow_pickle: bool = False,
                force: bool = False, device_map: str | None = None, max_memory: list[str] | None = None):
     """The Python API's Model for a command, its warnings and progress going to `out`."""
-    from t5peek.api import Model
-    from t5peek.placement import parse_max_memory
+    from t5peek.api import Model  # when a command runs: `t5peek --help` loads no model code
 
     return Model(name, revision=revision, offline=offline, refresh=refresh, device=Device(device).value,
                  dtype=Dtype(dtype).value, allow_pickle=allow_pickle, force=force, device_map=device_map,
@@ -77,9 +77,6 @@ def open_model(name: str, out, *, revision: str | None = None, offline: bool = F
 def check_prompt_is_not_a_model(prompt: str, model_given: bool, command: str) -> None:
     """`t5peek trace demo` takes 'demo' as the prompt: catch the slip before anything is downloaded."""
     from pathlib import Path
-
-    from t5peek.errors import UsageError
-    from t5peek.loading import DEMO_NAME
 
     if model_given:
         return

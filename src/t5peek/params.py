@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from t5peek import anatomy
 from t5peek.checkpoint import CheckpointIndex
+from t5peek.loading import untied_names
 
 BYTES_PER_PARAM = {"float32": 4.0, "bfloat16/float16": 2.0, "int8": 1.0, "int4": 0.5}
 
@@ -79,8 +80,6 @@ class ParamReport:
 
 def tensors_from_headers(model_type: str, raw_config: dict, checkpoint: CheckpointIndex) -> list[Tensor]:
     """The distinct parameters a checkpoint yields once transformers ties what it ties."""
-    from t5peek.loading import untied_names
-
     tied = anatomy.tied_weights(model_type, raw_config)
     stored = {name: t for name, t in checkpoint.tensors.items() if name.rpartition(".")[2] not in
               anatomy.STORED_BUFFERS and name not in anatomy.STORED_BUFFERS}

@@ -17,6 +17,7 @@ from typing import Callable, ContextManager
 from t5peek import anatomy, loading
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.loading import ResolvedModel
+from t5peek import placement
 
 
 def _no_progress(_message: str) -> ContextManager:
@@ -111,8 +112,6 @@ class Session:
 
     def plan_split(self, max_memory: dict):
         """How accelerate would place the model over `max_memory`, planned on the meta model."""
-        from t5peek import placement
-
         with self.progress("Planning the split over --max-memory…"):
             return placement.plan(self.meta_model, max_memory, self._planning_dtype())
 

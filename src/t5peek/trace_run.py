@@ -7,6 +7,7 @@ from dataclasses import replace
 from t5peek import seq2seq
 from t5peek.errors import UsageError
 from t5peek.session import Session
+from t5peek.trace import trace_forward
 
 DEFAULT_STEPS = 3
 EAGER_NOTE = ("attention was loaded in eager mode (attn_implementation='eager') so that attention weights exist; "
@@ -51,8 +52,6 @@ def encode(session: Session, prompt: str, target: str | None, steps: int):
 def run_trace(session: Session, prompt: str, *, target: str | None = None, steps: int | None = None,
               depth: int | None = None, stats: bool = False, explain: bool = False, global_attention_mask=None):
     """The TraceReport of `prompt`: the tokenizer and length checks come before any weight is loaded."""
-    from t5peek.trace import trace_forward
-
     check_arguments(prompt, target, depth, steps)
     steps = DEFAULT_STEPS if steps is None else steps
     session.require("trace")

@@ -12,6 +12,7 @@ from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, Devi
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
                             check_prompt_is_not_a_model, model_name, open_model)
 from t5peek.output import Output, cli_command
+from t5peek.errors import UsageError
 
 HELP = """Decode PROMPT step by step: at each step the decoder input so far, the top-k next tokens (id,
 token, raw logit, probability after the logits processors), the token chosen and by which rule, and
@@ -133,8 +134,6 @@ def _stream(out: Output, peek, request, all_layers: bool):
 
 
 def check_html_target(html: Path | None) -> None:
-    from t5peek.errors import UsageError
-
     if html is None:
         return
     parent = html.expanduser().resolve().parent
@@ -149,7 +148,6 @@ def check_html_target(html: Path | None) -> None:
 def write_report(run, html: Path | None, out: Output) -> None:
     if html is None:
         return
-    from t5peek.errors import UsageError
     from t5peek.render.html import write_html
 
     try:

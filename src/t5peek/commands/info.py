@@ -5,6 +5,7 @@ from __future__ import annotations
 from t5peek.options import (DebugOpt, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt,
                             RefreshOpt, RevisionOpt, model_name, open_model)
 from t5peek.output import Output, cli_command
+from t5peek.placement import parse_max_memory
 
 HELP = """One-screen summary of a model: family, depths, widths, vocabulary, tying, dtype, origin.
 
@@ -32,7 +33,6 @@ def info_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.placement import parse_max_memory
     from t5peek.render.info import render_info
 
     out = Output(json, "info")

@@ -11,6 +11,7 @@ from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceOpt, Dtype, 
                             MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, model_name,
                             open_model)
 from t5peek.output import Output, cli_command
+from t5peek.placement import parse_max_memory
 
 HELP = """Exact parameter counts, broken down, and the memory they take per dtype.
 
@@ -55,7 +56,6 @@ def params_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.placement import parse_max_memory
     from t5peek.render.params import render_params
 
     out = Output(json, "params")

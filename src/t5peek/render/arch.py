@@ -7,7 +7,7 @@ from rich.text import Text
 from rich.tree import Tree
 
 from t5peek.arch import ArchReport, ModuleNode
-from t5peek.render.common import human_count
+from t5peek.render.format import human_count
 
 ROLE_STYLES = {"embedding": "cyan", "position": "cyan", "self-attention": "green", "cross-attention": "magenta",
                "feed-forward": "yellow", "experts": "yellow", "router": "yellow", "norm": "dim", "lm_head": "blue"}

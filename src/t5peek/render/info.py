@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.table import Table
 
 from t5peek.info import ModelInfo
-from t5peek.render.common import human_bytes, human_count
+from t5peek.render.format import human_bytes, human_count
+from t5peek.render.placement import render_placement
 
 
 def render_info(record: ModelInfo, console: Console) -> None:
@@ -35,6 +36,5 @@ def render_info(record: ModelInfo, console: Console) -> None:
     for task, prefix in record.task_prefixes.items():
         table.add_row("task prefix", f"{prefix!r}  ({task})")
     console.print(table)
-    from t5peek.render.placement import render_placement
 
     render_placement(record.placement, console)

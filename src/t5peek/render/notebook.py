@@ -10,22 +10,21 @@ import io
 from typing import Callable
 
 from rich.console import Console
+from t5peek.arch import ArchReport
+from t5peek.generate import DecodeRun
+from t5peek.info import ModelInfo
+from t5peek.params import ParamReport
+from t5peek.render.arch import render_arch
+from t5peek.render.info import render_info
+from t5peek.render.params import render_params
+from t5peek.render.steps import render_run
+from t5peek.render.trace import render_trace
+from t5peek.trace import TraceReport
 
 WIDTH = 110
 
 
 def _renderers() -> dict[type, Callable]:
-    from t5peek.arch import ArchReport
-    from t5peek.generate import DecodeRun
-    from t5peek.info import ModelInfo
-    from t5peek.params import ParamReport
-    from t5peek.render.arch import render_arch
-    from t5peek.render.info import render_info
-    from t5peek.render.params import render_params
-    from t5peek.render.steps import render_run
-    from t5peek.render.trace import render_trace
-    from t5peek.trace import TraceReport
-
     return {ModelInfo: render_info, ArchReport: render_arch, ParamReport: render_params, TraceReport: render_trace,
             DecodeRun: render_run}
 

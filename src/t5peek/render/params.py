@@ -7,7 +7,8 @@ from rich.table import Table
 from rich.text import Text
 
 from t5peek.params import ParamReport
-from t5peek.render.common import human_bytes, human_count
+from t5peek.render.format import human_bytes, human_count
+from t5peek.render.placement import render_placement
 
 
 def render_params(report: ParamReport, console: Console) -> None:
@@ -44,7 +45,6 @@ def render_params(report: ParamReport, console: Console) -> None:
                                f"({group.params:,} parameters, counted once)", style="blue"))
     if report.trainable is not None:
         console.print(f"trainable: {report.trainable:,}   frozen: {report.frozen:,}")
-    from t5peek.render.placement import render_placement
 
     render_placement(report.placement, console)
     console.print(Text(f"counted from: {report.counted_from}", style="dim"))

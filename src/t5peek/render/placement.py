@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from t5peek.render.common import human_bytes
+from t5peek.render.format import human_bytes
 
 
 def render_placement(placement, console: Console) -> None:

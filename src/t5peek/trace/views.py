@@ -67,7 +67,8 @@ def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, t
     import warnings
 
     decoder_input_ids = shift_right(model, labels)
-    with tracer.phase("encoder + decoder, one forward pass (teacher forcing)", PhaseKind.FORWARD), warnings.catch_warnings():
+    with tracer.phase("encoder + decoder, one forward pass (teacher forcing)", PhaseKind.FORWARD), \
+            warnings.catch_warnings():
         # EncoderDecoderModel warns whenever decoder_input_ids come with labels; here they are its own shift.
         warnings.filterwarnings("ignore", message="Version v4.12.0 introduces", category=FutureWarning)
         output = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
