@@ -7,8 +7,8 @@ from helpers import json_output, run_cli
 
 from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
 
-NODE_KEYS = {"name", "path", "class", "params", "shapes", "summary", "repeat", "role", "tied_to", "differs",
-             "children", "hidden_children"}
+NODE_KEYS = {"name", "path", "class", "params", "shapes", "summary", "repeat", "role", "tied_to", "tied_params",
+             "tied_sources", "differs", "children", "hidden_children"}
 
 
 def _find(node, path):

@@ -234,3 +234,80 @@ def test_cached_model_survives_a_failing_hub(loophub, tiny_t5, mode):
                      env=env, also_allowed=(port,))
     assert_known_outcome(refresh, 0, "cannot reach the hugging face hub", "using the cached copy")
     assert refresh.seconds < 15 + plain.seconds
+
+
+# ----------------------------------------------------------------------------- a hostile cache
+
+
+def _lock_of(hub, repo_id: str, cache: Path) -> Path:
+    """The lock file huggingface_hub takes while it downloads config.json (named after the file's ETag)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{hub.url}/{repo_id}/resolve/main/config.json", method="HEAD")
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        etag = (reply.headers.get("X-Linked-Etag") or reply.headers["ETag"]).strip('"')
+    hub.reset_counts()
+    return cache / ".locks" / f"models--{repo_id.replace('/', '--')}" / f"{etag}.lock"
+
+
+def test_a_held_cache_lock_is_reported_and_ctrl_c_ends_the_wait(loophub, tiny_t5, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    loophub.add_repo("acme/tiny-t5", tiny_t5)
+    cache = tmp_path / "cache"
+    lock_path = _lock_of(loophub, "acme/tiny-t5", cache)
+    lock_path.parent.mkdir(parents=True)
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_ENDPOINT": loophub.url}
+    with FileLock(str(lock_path)):  # another process downloading the same file
+        child = subprocess.Popen([shutil.which("t5peek"), "info", "acme/tiny-t5"], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
+        reader.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not any("waiting for it" in line for line in lines) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            said = "".join(lines)
+            assert "another process is downloading into the cache" in said, said
+            assert "Ctrl-C" in said and "Still waiting" not in said
+            interrupted = time.monotonic()
+            child.send_signal(signal.SIGINT)
+            child.wait(timeout=10)
+            assert time.monotonic() - interrupted < 3
+            reader.join(timeout=5)
+            said = "".join(lines)
+            assert child.returncode == 130, said
+            assert "interrupted" in said and "Traceback" not in said
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(loophub, tiny_t5, tmp_path):
+    loophub.add_repo("acme/tiny-t5", tiny_t5)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be")
+    run = t5peek(loophub, "info", "acme/tiny-t5", env={"HF_HUB_CACHE": str(blocker / "hub")})
+    assert_known_outcome(run, 1, "Cannot write to the Hugging Face cache", "HF_HUB_CACHE")
+
+
+@pytest.mark.parametrize("code, words", [("EROFS", "Cannot write to the Hugging Face cache"),
+                                         ("EACCES", "Cannot write to the Hugging Face cache"),
+                                         ("ENOSPC", "No space left")])
+def test_cache_write_failures_are_named(code, words):
+    import errno
+    import os
+
+    from t5peek import hub
+
+    error = OSError(getattr(errno, code), os.strerror(getattr(errno, code)), "/cache/models--a--b/blobs/x")
+    translated = hub._translate(error, "a/b", None)
+    assert words in translated.message and "/cache/models--a--b" in translated.message
+    assert translated.hint and "HF_HUB_CACHE" in translated.hint

@@ -96,6 +96,33 @@ def check_supported(model_type: str | None, command: str, name: str) -> None:
         raise UnsupportedModel(f"t5peek {command} does not support {model_type} models like '{name}' yet: {reason}.")
 
 
+# How a family tells the model where each token is. T5-family attention adds a learned bias per bucket of relative
+# distance: there is no table of positions, so no position limit. The others add one vector per absolute position,
+# from a learned table or fixed sinusoids.
+RELATIVE, LEARNED, SINUSOIDAL = "relative", "learned", "sinusoidal"
+_SINUSOIDAL = {"marian", "pegasus", "m2m_100", "pegasus_x", "nllb-moe", "fsmt"}
+_LEARNED = {"bart", "mbart", "blenderbot", "blenderbot-small", "led", "plbart", "mvp", "bigbird_pegasus",
+            "prophetnet", "encoder-decoder"}
+# transformers' defaults when config.json leaves them out (T5Config, MT5Config, UMT5Config, LongT5Config, ...)
+RELATIVE_DEFAULTS = {"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128}
+
+
+def position_kind(model_type: str | None) -> str | None:
+    """relative, learned or sinusoidal; None for a model type t5peek does not know."""
+    if FAMILIES.get(model_type or "") == "t5":
+        return RELATIVE
+    if model_type in _SINUSOIDAL:
+        return SINUSOIDAL
+    if model_type in _LEARNED:
+        return LEARNED
+    return None
+
+
+def relative_buckets(raw_config: dict) -> tuple[int, int]:
+    """(buckets, max distance) of a T5-family model's relative position bias."""
+    return tuple(raw_config.get(key) or default for key, default in RELATIVE_DEFAULTS.items())
+
+
 # Families whose parameter count t5peek derives from the checkpoint headers alone; the others
 # build the model on the meta device (exact too, just slower).
 HEADER_COUNTED = {"t5", "mt5", "umt5", "longt5", "switch_transformers", "bart", "mbart", "pegasus", "plbart",

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
-from t5peek import anatomy, arch, info, params, seq2seq
+from t5peek import arch, info, params, seq2seq
 from t5peek.errors import UsageError
 from t5peek.loading import DEFAULT_MODEL
 from t5peek.placement import normalize_max_memory
@@ -61,11 +61,7 @@ class Model:
     def info(self, plan_memory: dict | None = None) -> info.ModelInfo:
         """A one-screen summary from config.json and the safetensors headers (no weights)."""
         s = self.session
-        total, note = None, "needs the checkpoint headers (run `t5peek params` to count from the config)"
-        if s.checkpoint.tensors and s.model_type in anatomy.HEADER_COUNTED:
-            total, note = self._count("component").total, "exact, from the safetensors headers"
-        elif s.checkpoint.format == "none":
-            total, note = self._count("component").total, "from config.json alone (no checkpoint header could be read)"
+        total, note = info.total_of(lambda: self._count("component"))
         record = info.summarize(s.resolved, s.config, s.checkpoint, total, note)
         if plan_memory:
             record = replace(record, placement=s.plan_split(normalize_max_memory(plan_memory)))
@@ -108,13 +104,15 @@ class Model:
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, num_beams: int | None = None,
                  sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
                  seed: int | None = None, top_k: int = 5, layer: int | None = None, keep_heads: bool = False,
-                 on_start: Callable | None = None, on_step: Callable | None = None):
+                 task_params: bool = False, on_start: Callable | None = None, on_step: Callable | None = None):
         """Decode `prompt` step by step; ids and scores equal `model.generate()` with the same settings.
 
+        Like `model.generate()`, the config's task_specific_params are left out; `task_params=True` applies the
+        settings of the task whose prefix `prompt` starts with, as `model.generate(**those_settings)` would.
         `on_start(plan)` and `on_step(step)` are called as decoding goes (the CLI streams with them).
         """
         request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k,
-                                  layer, keep_heads)
+                                  layer, keep_heads, task_params)
         return run_generate(self.session, request, on_start=on_start, on_step=on_step)
 
     def tokens(self, text: str) -> tuple[str, ...]:

@@ -21,6 +21,9 @@ class ModuleNode:
     repeat: int = 1
     role: str = ""
     tied_to: dict[str, str] = field(default_factory=dict)  # own parameter → the name it is stored under
+    # Without what is counted elsewhere, the children of a node add up to it.
+    tied_params: int = 0  # of params, those tied to a name outside this subtree (and counted there)
+    tied_sources: tuple[str, ...] = ()  # those names
     differs: str = ""  # how this block differs from its siblings
     children: tuple["ModuleNode", ...] = ()
     hidden_children: int = 0  # children cut by --depth
@@ -64,10 +67,20 @@ def _node(module, path: str, name: str, owner: dict[int, str], depth: int | None
         children = tuple(built if expand else _collapse(built, signatures, [c for _, c in children_modules]))
     else:
         hidden = len(children_modules)
+    elsewhere = _stored_elsewhere(module, path, owner)
     return ModuleNode(
         name=name, path=path, cls=type(module).__name__, params=_distinct_params(module),
         shapes={key: list(p.shape) for key, p in own.items()}, summary=_summary(module),
-        role=anatomy.role_of(path) if path else "", tied_to=tied_to, children=children, hidden_children=hidden)
+        role=anatomy.role_of(path) if path else "", tied_to=tied_to,
+        tied_params=sum(p.numel() for _, p in elsewhere), tied_sources=tuple(sorted({n for n, _ in elsewhere})),
+        children=children, hidden_children=hidden)
+
+
+def _stored_elsewhere(module, path: str, owner: dict[int, str]) -> list[tuple[str, object]]:
+    """(stored name, parameter) of the subtree's parameters stored under a name outside it."""
+    if not path:
+        return []
+    return [(owner[id(p)], p) for p in module.parameters() if not owner[id(p)].startswith(path + ".")]
 
 
 def _is_container(module) -> bool:

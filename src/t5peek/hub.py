@@ -12,10 +12,14 @@ The endpoint (HF_ENDPOINT), cache (HF_HOME, HF_HUB_CACHE) and offline switch are
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from t5peek.errors import (UNREACHABLE_HINT, HubUnreachable, ModelNotFound, T5PeekError, from_hub_exception,
                            network_failure)
@@ -88,11 +92,72 @@ def validate(repo_id: str) -> None:
 def _translate(exc: BaseException, repo_id: str, revision: str | None) -> BaseException:
     if isinstance(exc, T5PeekError):
         return exc
+    cache_problem = _cache_failure(exc)
+    if cache_problem is not None:
+        return cache_problem
     failure = network_failure(exc)
     if failure is not None:
         return HubUnreachable(f"Cannot reach the Hugging Face Hub at {endpoint()} ({failure}).",
                               hint=UNREACHABLE_HINT)
     return from_hub_exception(exc, repo_id, revision) or exc
+
+
+def _cache_failure(exc: BaseException) -> T5PeekError | None:
+    """A cache that cannot be written (read-only, no permission, disk full), in one line."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC,
+                                                         errno.EDQUOT, errno.ENOTDIR):
+        return None
+    where = exc.filename or cache_dir()
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return T5PeekError(f"No space left to download into the Hugging Face cache ({where}).",
+                           hint="Free some space, or point HF_HUB_CACHE at a disk with room.")
+    return T5PeekError(f"Cannot write to the Hugging Face cache ({where}): {exc.strerror or 'permission denied'}.",
+                       hint="Point HF_HUB_CACHE at a writable folder, or use --offline if the model is cached.")
+
+
+LOCK_REPORT_AFTER_S = 3
+
+
+def report_lock_wait(message: str) -> None:
+    """Said while the download waits, so it goes straight to stderr."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
+class _LockWaitReporter:
+    """Stands in for the logger of huggingface_hub's file lock, which logs "Still waiting to acquire lock" while
+    another process downloads the same file: say it once, in t5peek's words, instead of waiting in silence (the
+    library's log lines are silenced, so its own logger would say nothing)."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.reported = False
+
+    def info(self, message, *_args, **_kwargs) -> None:
+        text = str(message)
+        if not self.reported and text.startswith("Still waiting to acquire lock on "):
+            self.reported = True
+            lock = text.removeprefix("Still waiting to acquire lock on ").split(" (elapsed")[0]
+            report_lock_wait(f"another process is downloading into the cache and holds {lock}; waiting for it "
+                             "(Ctrl-C stops).")
+
+    def __getattr__(self, name):
+        return getattr(self.logger, name)
+
+
+@contextlib.contextmanager
+def _reporting_lock_waits() -> Iterator[None]:
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _fixes
+
+    logger, interval = _fixes.logger, constants.FILELOCK_LOG_EVERY_SECONDS
+    _fixes.logger = _LockWaitReporter(logger)
+    constants.FILELOCK_LOG_EVERY_SECONDS = LOCK_REPORT_AFTER_S
+    try:
+        yield
+    finally:
+        _fixes.logger = logger
+        constants.FILELOCK_LOG_EVERY_SECONDS = interval
 
 
 @dataclass(frozen=True)
@@ -136,8 +201,9 @@ def fetch_config(repo_id: str, revision: str | None, offline: bool, refresh: boo
     from huggingface_hub import hf_hub_download
 
     try:
-        path = Path(hf_hub_download(repo_id, CONFIG_FILE, revision=revision, cache_dir=str(cache_dir()),
-                                    endpoint=endpoint()))
+        with _reporting_lock_waits():
+            path = Path(hf_hub_download(repo_id, CONFIG_FILE, revision=revision, cache_dir=str(cache_dir()),
+                                        endpoint=endpoint()))
     except Exception as exc:  # noqa: BLE001 - translated
         raise _translate(exc, repo_id, revision) from exc
     return HubConfig(path.parent, _commit_of(path.parent), from_cache=False)
@@ -187,7 +253,8 @@ def fetch_snapshot(repo_id: str, revision: str | None, folder: Path, patterns: l
 
     probe(repo_id, commit or revision)
     try:
-        return Path(snapshot_download(repo_id, revision=commit or revision, cache_dir=str(cache_dir()),
-                                      allow_patterns=patterns, endpoint=endpoint()))
+        with _reporting_lock_waits():
+            return Path(snapshot_download(repo_id, revision=commit or revision, cache_dir=str(cache_dir()),
+                                          allow_patterns=patterns, endpoint=endpoint()))
     except Exception as exc:  # noqa: BLE001 - translated
         raise _translate(exc, repo_id, revision) from exc

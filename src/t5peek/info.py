@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from t5peek import anatomy
 from t5peek.checkpoint import CheckpointIndex
+from t5peek.errors import T5PeekError
 from t5peek.loading import ResolvedModel
 from t5peek.loading import untied_names
+from t5peek.params import ParamReport
+
+# params.count's `counted_from` → how info says it
+_COUNTED = {
+    "safetensors headers": "exact, from the safetensors headers",
+    "meta model, tying checked against headers": "exact, from the model built on the meta device, tying checked "
+                                                 "against the safetensors headers",
+    "config only": "from config.json alone (no safetensors header could be read)",
+}
 
 
 @dataclass(frozen=True)
@@ -27,7 +38,11 @@ class ModelInfo:
     d_ff: int | None
     activation: str | None
     vocab_size: int | None
-    max_positions: int | None
+    max_positions: int | None  # rows of the encoder's absolute position table; null for relative positions
+    decoder_max_positions: int | None  # rows of the decoder's absolute position table
+    position_kind: str | None  # relative, learned or sinusoidal; null for a family t5peek does not know
+    relative_buckets: int | None  # relative positions: buckets of distance (the last for all from the max distance)
+    relative_max_distance: int | None
     head: str  # tied, untied, unknown
     head_note: str
     checkpoint_format: str  # safetensors, pickle, none
@@ -51,6 +66,7 @@ def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, t
     if model_type in {"t5", "mt5", "umt5", "longt5", "switch_transformers"}:
         decoder_layers = raw.get("num_decoder_layers") or raw.get("num_layers")
     head, head_note = _head(model_type, raw, checkpoint)
+    positions = _positions(model_type, encoder_raw, decoder_raw)
     return ModelInfo(
         model=resolved.name, source=resolved.source, folder=str(resolved.folder), commit=resolved.commit,
         revision=resolved.revision, model_type=model_type, family=anatomy.FAMILIES.get(model_type, "other"),
@@ -59,12 +75,31 @@ def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, t
         d_model=anatomy.config_value(encoder_raw, "d_model"), heads=anatomy.config_value(encoder_raw, "heads"),
         d_ff=anatomy.config_value(encoder_raw, "d_ff"), activation=anatomy.config_value(encoder_raw, "activation"),
         vocab_size=anatomy.config_value(decoder_raw, "vocab_size"),
-        max_positions=anatomy.config_value(encoder_raw, "max_positions"),
-        head=head, head_note=head_note, checkpoint_format=checkpoint.format,
+        **positions, head=head, head_note=head_note, checkpoint_format=checkpoint.format,
         checkpoint_files=len(checkpoint.files), stored_dtype=checkpoint.main_dtype or raw.get("torch_dtype")
         or raw.get("dtype"), stored_bytes=checkpoint.stored_bytes if checkpoint.tensors else None,
         total=total, total_note=total_note, task_prefixes=task_prefixes(raw),
     )
+
+
+def total_of(count: Callable[[], ParamReport]) -> tuple[int | None, str]:
+    """The total `t5peek params` reports (`count()` is its counting), and how it was counted."""
+    try:
+        report = count()
+    except T5PeekError as exc:
+        return None, f"cannot be counted: {exc.message}"
+    return report.total, "; ".join((_COUNTED.get(report.counted_from, report.counted_from), *report.notes))
+
+
+def _positions(model_type: str, encoder_raw: dict, decoder_raw: dict) -> dict:
+    kind = anatomy.position_kind(model_type)
+    if kind == anatomy.RELATIVE:
+        buckets, distance = anatomy.relative_buckets(encoder_raw)
+        return dict(max_positions=None, decoder_max_positions=None, position_kind=kind, relative_buckets=buckets,
+                    relative_max_distance=distance)
+    return dict(max_positions=anatomy.config_value(encoder_raw, "max_positions"),
+                decoder_max_positions=anatomy.config_value(decoder_raw, "decoder_max_positions"),
+                position_kind=kind, relative_buckets=None, relative_max_distance=None)
 
 
 def task_prefixes(raw: dict) -> dict[str, str]:

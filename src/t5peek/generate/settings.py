@@ -1,8 +1,10 @@
 """The settings of a run, layered like generate() layers them, and generate()'s own preparation of them.
 
-generation_config < task_specific_params (when the prompt starts with the task's prefix) < what the caller asked
-for. Every call to a private `GenerationMixin` method lives in this module, so a transformers upgrade that
-renames one touches only this file.
+generation_config < what the caller asked for, as in `model.generate(**requested)`. The config's
+task_specific_params (chosen by the prompt's task prefix) come in between only when asked for (`--task-params`),
+as in `model.generate(**task_specific_params, **requested)`: generate() itself never reads them. Every call to a
+private `GenerationMixin` method lives in this module, so a transformers upgrade that renames one touches only this
+file.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ _WHEN_SET = {
     "eta_cutoff": 0.0, "top_h": None, "renormalize_logits": False, "remove_invalid_values": False,
     "max_time": None, "stop_strings": None, "sequence_bias": None,
 }
+# The row of the plan's settings that tells what --task-params would change (only when the prompt has a task prefix)
+TASK_PARAMS = "task_specific_params"
 _SUPPORTED_MODES = {"greedy_search": Strategy.GREEDY, "sample": Strategy.SAMPLE, "beam_search": Strategy.BEAM,
                     "beam_sample": Strategy.BEAM_SAMPLE}
 
@@ -33,11 +37,14 @@ _SUPPORTED_MODES = {"greedy_search": Strategy.GREEDY, "sample": Strategy.SAMPLE,
 @dataclass(frozen=True)
 class DecodeSettings:
     """What to run. `requested` are explicit generate() arguments (the command line); `task_params` come from
-    the config's task_specific_params for `task`. Everything else comes from `model.generation_config`."""
+    the config's task_specific_params for `task`, when applied. Everything else comes from
+    `model.generation_config`. `task_params_available` are the task's parameters left out (no --task-params)."""
 
     requested: dict[str, Any] = field(default_factory=dict)
-    task: str | None = None
+    task: str | None = None  # the task whose prefix the prompt starts with, applied or not
     task_params: dict[str, Any] = field(default_factory=dict)
+    task_prefix: str | None = None
+    task_params_available: dict[str, Any] = field(default_factory=dict)
     top_k: int = 5  # how many candidates to show per step
     seed: int | None = None  # torch.manual_seed(seed) right before decoding, as a caller would before generate()
     seed_source: str = "command line"
@@ -57,28 +64,41 @@ def task_for_prompt(raw_config: dict, prompt: str) -> tuple[str | None, dict[str
     """The task whose prefix the prompt starts with (the longest one), and its generation parameters."""
     from transformers import GenerationConfig
 
-    params = raw_config.get("task_specific_params") or {}
-    if not isinstance(params, dict):
-        return None, {}
-    known = GenerationConfig()
-    best, best_prefix = None, ""
-    for task, values in params.items():
-        prefix = values.get("prefix") if isinstance(values, dict) else None
-        if isinstance(prefix, str) and prefix and prompt.startswith(prefix) and len(prefix) > len(best_prefix):
-            best, best_prefix = task, prefix
+    best = _task_of(raw_config, prompt)
     if best is None:
         return None, {}
-    chosen = {key: value for key, value in params[best].items() if key != "prefix" and hasattr(known, key)}
-    return best, chosen
+    known = GenerationConfig()
+    params = raw_config["task_specific_params"][best]
+    return best, {key: value for key, value in params.items() if key != "prefix" and hasattr(known, key)}
 
 
-def resolve_settings(raw_config: dict, prompt: str, requested: dict[str, Any], *, top_k: int = 5,
-                     seed: int | None = None, seed_source: str = "command line", layer: int | None = None,
-                     keep_heads: bool = False) -> DecodeSettings:
-    """Layer the settings: generation_config < task_specific_params (when the prompt has the prefix) < requested."""
-    task, task_params = task_for_prompt(raw_config, prompt)
-    return DecodeSettings(requested=dict(requested), task=task, task_params=task_params, top_k=top_k, seed=seed,
-                          seed_source=seed_source, layer=layer, keep_heads=keep_heads)
+def _task_of(raw_config: dict, prompt: str) -> str | None:
+    best, best_prefix = None, ""
+    for task, prefix in _prefixes(raw_config).items():
+        if prompt.startswith(prefix) and len(prefix) > len(best_prefix):
+            best, best_prefix = task, prefix
+    return best
+
+
+def _prefixes(raw_config: dict) -> dict[str, str]:
+    params = raw_config.get("task_specific_params") or {}
+    if not isinstance(params, dict):
+        return {}
+    return {task: values["prefix"] for task, values in params.items()
+            if isinstance(values, dict) and isinstance(values.get("prefix"), str) and values["prefix"]}
+
+
+def resolve_settings(raw_config: dict, prompt: str, requested: dict[str, Any], *, task_params: bool = False,
+                     top_k: int = 5, seed: int | None = None, seed_source: str = "command line",
+                     layer: int | None = None, keep_heads: bool = False) -> DecodeSettings:
+    """Layer the settings: generation_config < task_specific_params (only with `task_params`, when the prompt has
+    the task's prefix) < requested."""
+    task, params = task_for_prompt(raw_config, prompt)
+    prefix = _prefixes(raw_config).get(task) if task else None
+    applied, available = (params, {}) if task_params else ({}, params)
+    return DecodeSettings(requested=dict(requested), task=task, task_params=applied, task_prefix=prefix,
+                          task_params_available=available, top_k=top_k, seed=seed, seed_source=seed_source,
+                          layer=layer, keep_heads=keep_heads)
 
 
 def prepare(model, settings: DecodeSettings, device):
@@ -162,7 +182,23 @@ def setting_sources(model, settings: DecodeSettings, config, strategy: Strategy,
         value = getattr(config, key, None)
         if value is not None and value != neutral:
             shown[key] = SettingValue(_plain(value), source(key))
+    left_out = task_params_left_out(settings, config)
+    if left_out:
+        shown[TASK_PARAMS] = SettingValue(left_out, f"task prefix {settings.task_prefix!r} ({settings.task}): not "
+                                                    "applied, as model.generate() does not; --task-params would "
+                                                    "set these")
     return shown
+
+
+def task_params_left_out(settings: DecodeSettings, config) -> dict[str, Any]:
+    """What --task-params would change: the task's parameters that neither the command line overrides nor the
+    generation config already has."""
+    changes = {}
+    for key, value in settings.task_params_available.items():
+        overridden = key in settings.requested or (key == "max_length" and "max_new_tokens" in settings.requested)
+        if not overridden and _plain(getattr(config, key, None)) != _plain(value):
+            changes[key] = _plain(value)
+    return changes
 
 
 def _plain(value):

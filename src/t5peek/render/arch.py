@@ -19,6 +19,9 @@ def render_arch(report: ArchReport, console: Console, show_shapes: bool = True) 
     console.print(root)
     console.print(Text(f"total: {report.total:,} parameters ({human_count(report.total)}), tied weights "
                        "counted once", style="bold"))
+    if _has_ties(report.root):
+        console.print(Text("a tied weight counts once, under the name that holds it: take out the 'tied to' "
+                           "counts and the children add up to their parent", style="dim"))
     for note in report.notes:
         console.print(Text(f"note: {note}", style="yellow"))
 
@@ -42,8 +45,7 @@ def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:
         count = f"{human_count(node.params)}" + (f" each, {human_count(node.total_params)} in all"
                                                  if node.repeat > 1 else "")
         text.append(f"  {count}", style="dim")
-    if node.tied_to:
-        text.append("  tied to " + ", ".join(sorted(set(node.tied_to.values()))), style="blue")
+    _add_ties(text, node)
     if show_shapes and node.shapes and not node.summary:
         shapes = ", ".join(f"{name} {tuple(shape)}" for name, shape in node.shapes.items())
         text.append(f"  [{shapes}]", style="dim")
@@ -52,3 +54,19 @@ def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:
     if node.differs:
         text.append(f"\n  ↳ {node.differs}", style="yellow")
     return text
+
+
+def _add_ties(text: Text, node: ModuleNode) -> None:
+    """Where a subtree's tied parameters are counted: `tied to shared.weight`, or `incl. 92K tied to ...`."""
+    sources = ", ".join(node.tied_sources)
+    if node.tied_params and node.tied_params == node.params:
+        text.append(f"  tied to {sources}", style="blue")
+    elif node.tied_params:
+        text.append(f"  incl. {human_count(node.tied_params)} tied to {sources}", style="blue")
+    inside = sorted(set(node.tied_to.values()) - set(node.tied_sources))
+    if inside:
+        text.append("  tied to " + ", ".join(inside), style="blue")
+
+
+def _has_ties(node: ModuleNode) -> bool:
+    return bool(node.tied_params) or any(_has_ties(child) for child in node.children)

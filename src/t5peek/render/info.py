@@ -24,8 +24,9 @@ def render_info(record: ModelInfo, console: Console) -> None:
     table.add_row("heads", str(record.heads))
     table.add_row("feed-forward", f"{record.d_ff}  ({record.activation})")
     table.add_row("vocabulary", f"{record.vocab_size:,}" if isinstance(record.vocab_size, int) else "?")
-    if record.max_positions:
-        table.add_row("max positions", str(record.max_positions))
+    positions = _positions(record)
+    if positions:
+        table.add_row("positions", positions)
     table.add_row("output head", f"{record.head}  ({record.head_note})")
     stored = record.stored_dtype or "?"
     if record.stored_bytes is not None:
@@ -38,3 +39,15 @@ def render_info(record: ModelInfo, console: Console) -> None:
     console.print(table)
 
     render_placement(record.placement, console)
+
+
+def _positions(record: ModelInfo) -> str:
+    """relative (32 buckets, max distance 128); learned, 1,024 positions; ..."""
+    if record.position_kind == "relative":
+        return f"relative ({record.relative_buckets} buckets, max distance {record.relative_max_distance})"
+    if not record.max_positions:
+        return record.position_kind or ""
+    limit = f"{record.max_positions:,} positions"
+    if record.decoder_max_positions and record.decoder_max_positions != record.max_positions:
+        limit += f" in the encoder, {record.decoder_max_positions:,} in the decoder"
+    return f"{record.position_kind}, {limit}" if record.position_kind else limit

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from t5peek.render.format import human_bytes
 
@@ -23,6 +24,17 @@ def render_placement(placement, console: Console) -> None:
                                                   else "")
         table.add_row(_device_name(share.device), shown_limit, human_bytes(share.bytes), modules)
     console.print(table)
+    on_disk = [share for share in placement.shares if share.device == "disk"]
+    if on_disk:
+        console.print(Text(f"offloaded to disk: {_count(on_disk[0].modules)} ({human_bytes(on_disk[0].bytes)}). "
+                           "Offloaded weights stay in an offload folder and are read in each time their module "
+                           "runs, which is slow.", style="yellow"))
+
+
+def _count(modules: tuple[str, ...]) -> str:
+    if modules == ("(whole model)",):
+        return "the whole model"
+    return f"{len(modules)} module" + ("s" if len(modules) != 1 else "")
 
 
 def _device_name(device: str) -> str:
