@@ -78,7 +78,7 @@ def test_example_sentence_and_word_order(train_demo):
     assert train_demo.render(s, "es").source == "the red house is small"
 
 
-def test_held_out_sentences_never_trained_on(train_demo):
+def test_held_out_sentences_are_not_among_5000_training_samples(train_demo):
     test = train_demo.test_pairs(0, 30)
     assert len(test) == 90 and all(train_demo.is_held_out(p.source) for p in test)
     sources = {p.source for p in test}
