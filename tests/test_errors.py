@@ -148,7 +148,7 @@ def test_debug_shows_traceback_without_locals(tmp_path):
     assert "error:" in result.stderr
 
 
-def test_token_never_printed(monkeypatch, loophub):
+def test_hf_token_echoed_by_a_server_is_redacted(monkeypatch, loophub):
     """The loopback Hub answers errors with the Authorization header it got, as a careless server might."""
     secret = "hf_abcdefghijklmnopqrstuvwxyz123456"
     monkeypatch.setenv("HF_TOKEN", secret)

@@ -24,6 +24,11 @@ DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bf
                "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
                "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
 
+# bits per element of each safetensors dtype, to check that a header's shapes fit its byte ranges
+_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16,
+               "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
+               "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 
@@ -103,9 +108,10 @@ def read_safetensors_header(path: Path, file_label: str | None = None) -> dict[s
             header = json.loads(handle.read(header_len))
     except FileNotFoundError:
         raise BadCheckpoint(f"{label} is listed but missing from the model folder.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise BadCheckpoint(f"{label} has a corrupt safetensors header.") from None
     tensors = _tensors_from_header(header, label, data_base=8 + header_len)
+    check_layout(tensors.values(), label, data_base=8 + header_len)
     data_end = max((t.data_start + t.nbytes for t in tensors.values()), default=8 + header_len)
     if data_end > size:
         raise BadCheckpoint(f"{label} is truncated: its header announces {data_end:,} bytes but the file has "
@@ -122,11 +128,41 @@ def _tensors_from_header(header: dict, file: str, data_base: int) -> dict[str, T
             continue
         try:
             start, end = entry["data_offsets"]
-            tensors[name] = TensorInfo(name=name, shape=tuple(int(d) for d in entry["shape"]), dtype=entry["dtype"],
-                                       file=file, data_start=data_base + int(start), nbytes=int(end) - int(start))
+            if not all(_is_count(v) for v in (start, end, *entry["shape"])) or not isinstance(entry["dtype"], str):
+                raise ValueError
+            tensors[name] = TensorInfo(name=name, shape=tuple(entry["shape"]), dtype=entry["dtype"], file=file,
+                                       data_start=data_base + start, nbytes=end - start)
         except (KeyError, TypeError, ValueError):
-            raise BadCheckpoint(f"{file} has a corrupt entry for tensor '{name}' in its header.") from None
+            raise BadCheckpoint(f"{file} has a corrupt entry for tensor '{_shown(name)}' in its header.") from None
     return tensors
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= 80 and name.isprintable() else repr(name[:80])
+
+
+def check_layout(tensors, file: str, data_base: int = 0) -> None:
+    """The header must describe the data it sits on: each tensor's byte range holds exactly its shape in its dtype,
+    and the ranges follow each other from the start of the data, without gap or overlap (as safetensors itself
+    requires). A header that lies is corruption, never a parameter count."""
+    position = data_base
+    for tensor in sorted(tensors, key=lambda t: (t.data_start, t.nbytes)):
+        bits = _DTYPE_BITS.get(tensor.dtype)
+        if tensor.nbytes < 0 or any(d < 0 for d in tensor.shape):
+            raise BadCheckpoint(f"{file}: the header gives tensor '{_shown(tensor.name)}' a negative size.")
+        if bits is not None and tensor.nbytes != (tensor.numel * bits + 7) // 8:
+            raise BadCheckpoint(f"{file}: the header gives tensor '{_shown(tensor.name)}' the shape "
+                                f"{list(tensor.shape)} in {tensor.dtype} over {tensor.nbytes:,} bytes; they do not "
+                                "match.",
+                                hint="The file is damaged or was not written by safetensors; download it again.")
+        if tensor.data_start != position:
+            raise BadCheckpoint(f"{file}: the header's byte ranges overlap or leave gaps (at tensor "
+                                f"'{_shown(tensor.name)}').", hint="The file is damaged; download it again.")
+        position += tensor.nbytes
 
 
 def weights_present(folder: Path) -> bool:
@@ -189,9 +225,14 @@ def checkpoint_from_hub(metadata) -> CheckpointIndex:
     """Index a Hub repository's safetensors weights from huggingface_hub's parsed headers."""
     tensors: dict[str, TensorInfo] = {}
     for file, file_meta in metadata.files_metadata.items():
+        in_file = []
         for name, info in file_meta.tensors.items():
             start, end = info.data_offsets
-            tensors[name] = TensorInfo(name, tuple(info.shape), info.dtype, file, start, end - start)
+            if not all(_is_count(v) for v in (start, end, *info.shape)):
+                raise BadCheckpoint(f"{file} has a corrupt entry for tensor '{_shown(name)}' in its header.")
+            in_file.append(TensorInfo(name, tuple(info.shape), info.dtype, file, start, end - start))
+        check_layout(in_file, file)
+        tensors.update((t.name, t) for t in in_file)
     return CheckpointIndex("safetensors", tuple(sorted(metadata.files_metadata)), tensors, "hub", None)
 
 

@@ -295,6 +295,7 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     if big_model:
         device = str(next(iter(model.get_encoder().parameters())).device)
         device = "cpu" if device == "meta" else device
+        _warn_disk_offload(model, warn)
     elif device != "cpu":
         model.to(device)
     if checkpoint.format == "safetensors":
@@ -303,6 +304,16 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
         check_finite(resolved.name, model)
     tokenizer = load_tokenizer(resolved) if with_tokenizer else None
     return LoadedModel(resolved, raw_config, checkpoint, model, tokenizer, device, torch_dtype)
+
+
+def _warn_disk_offload(model, warn) -> None:
+    """accelerate's log line about offloaded weights, in t5peek's words (and only for the disk, which is slow)."""
+    on_disk = [module for module, device in (getattr(model, "hf_device_map", None) or {}).items()
+               if str(device) == "disk"]
+    if on_disk:
+        shown = ", ".join(name or "the whole model" for name in on_disk[:3]) + (" ..." if len(on_disk) > 3 else "")
+        warn(f"what does not fit in --max-memory is offloaded to disk ({shown}); every forward pass reads it back "
+             "from a temporary folder, which is slow.")
 
 
 def check_finite(name: str, model) -> None:

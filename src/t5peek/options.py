@@ -74,10 +74,13 @@ def open_model(name: str, out, *, revision: str | None = None, offline: bool = F
                  max_memory=parse_max_memory(max_memory), warn=out.warn, progress=out.progress)
 
 
-def check_prompt_is_not_a_model(prompt: str, model_given: bool, command: str) -> None:
+def check_prompt_is_not_a_model(prompt: str | None, model_given: bool, command: str) -> None:
     """`t5peek trace demo` takes 'demo' as the prompt: catch the slip before anything is downloaded."""
     from pathlib import Path
 
+    if prompt is None:  # typer 0.16 with click >= 8.2 lets a missing argument through as None
+        raise UsageError(f"t5peek {command} needs PROMPT.",
+                         hint=f't5peek {command} -m demo "translate English to German: the house is small"')
     if model_given:
         return
     stripped = prompt.strip()

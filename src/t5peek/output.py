@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import re
 import sys
+import unicodedata
 from typing import Callable, Iterator
 
+from rich.cells import get_character_cell_size
 from rich.console import Console
 
 from t5peek.errors import ExitCode, T5PeekError, redact
@@ -15,8 +19,116 @@ from t5peek.jsonable import document, error_document
 
 
 def _width() -> int | None:
+    """COLUMNS when it is a positive number, else the terminal's width (80 when there is none); None when COLUMNS
+    is unset, for rich to ask the terminal itself. COLUMNS=0 would otherwise make rich print nothing at all."""
     columns = os.environ.get("COLUMNS")
-    return int(columns) if columns and columns.isdigit() else None
+    if columns is None:
+        return None
+    if columns.strip().isdigit() and int(columns) > 0:
+        return int(columns)
+    for descriptor in (0, 1, 2):
+        try:
+            if (size := os.get_terminal_size(descriptor).columns) > 0:
+                return size
+        except OSError:
+            continue
+    return 80
+
+
+# ----------------------------------------------------------------------------- terminals that are not UTF-8
+
+_GLYPHS = {"→": "->", "←": "<-", "↳": "->", "▶": ">", "◀": "<", "…": "...", "·": "-", "×": "x", "▁": "_",
+           "Ġ": "_", "—": "-", "–": "-", "≥": ">=", "≤": "<=", "✓": "ok", "✗": "x", "ℹ": "i", "μ": "mean",
+           "σ": "std", "█": "#", "▓": "%", "▒": "+", "░": ":", "‘": "'", "’": "'", "“": '"', "”": '"'}
+_SPACE_RUN = re.compile(r"( {2,})")
+_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _ascii_forced() -> bool:
+    """T5PEEK_ASCII=1: ASCII output even on a UTF-8 terminal (for golden files)."""
+    return os.environ.get("T5PEEK_ASCII", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _stream_encoding(stream) -> str:
+    return "ascii" if _ascii_forced() else (getattr(stream, "encoding", None) or "utf-8").lower()
+
+
+def _needs_fallback(stream) -> bool:
+    return not _stream_encoding(stream).replace("_", "-").startswith("utf")
+
+
+@functools.lru_cache(maxsize=4096)
+def _glyph(char: str, encoding: str) -> str:
+    if char in _GLYPHS:
+        return _GLYPHS[char]
+    if char.isascii():
+        return char
+    if 0x2500 <= ord(char) <= 0x259F:  # box drawing and block elements
+        return _box_glyph(unicodedata.name(char, ""))
+    try:
+        char.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return "?"
+    return char
+
+
+def _box_glyph(name: str) -> str:
+    if "HORIZONTAL" in name and "VERTICAL" not in name:
+        return "-"
+    if "VERTICAL" in name and "HORIZONTAL" not in name or "BLOCK" in name:
+        return "|"
+    return "+"
+
+
+def fallback_text(text: str, encoding: str) -> str:
+    """`text` as `encoding` can hold it: known glyphs as ASCII look-alikes, anything else as '?'. A glyph that grows
+    ('→' is '->') takes the extra width from the next run of spaces on its line, so table columns stay aligned; on a
+    line of glyphs alone (a row of a heatmap's header) each glyph keeps one cell."""
+    return "\n".join(_fallback_line(line, encoding) for line in text.split("\n"))
+
+
+def _fallback_line(line: str, encoding: str) -> str:
+    one_cell = all(char == " " or _glyph(char, encoding) != char for char in _ESCAPE.sub("", line))
+    out, debt = [], 0
+    for index, part in enumerate(_SPACE_RUN.split(line)):
+        if index % 2:
+            keep = max(1, len(part) - debt)
+            debt -= len(part) - keep
+            out.append(" " * keep)
+            continue
+        for char in part:
+            new = _glyph(char, encoding)
+            if new != char:
+                new = new[:get_character_cell_size(char)] if one_cell else new
+                debt += len(new) - get_character_cell_size(char)
+            out.append(new)
+    return "".join(out)
+
+
+class _FallbackStream:
+    """A text stream for a terminal that is not UTF-8 (or T5PEEK_ASCII=1). Its `encoding` tells rich to draw
+    boxes and trees in ASCII; whatever else is written goes through `fallback_text`."""
+
+    def __init__(self, stream, encoding: str):
+        self._stream = stream
+        self.encoding = encoding
+
+    def write(self, text: str) -> int:
+        self._stream.write(fallback_text(text, self.encoding))
+        return len(text)
+
+    def __getattr__(self, name):  # flush, fileno, isatty, ...
+        return getattr(self._stream, name)
+
+
+def _console(stream, console_class: type[Console] = Console, **kwargs) -> Console:
+    """A console on `stream`: ASCII fallback where the stream cannot take UTF-8, no escape codes under NO_COLOR,
+    a sane width whatever COLUMNS says."""
+    if _needs_fallback(stream):
+        stream = _FallbackStream(stream, _stream_encoding(stream))
+    if os.environ.get("NO_COLOR", "") != "":
+        kwargs["color_system"] = None  # rich's own NO_COLOR still writes bold and dim
+    return console_class(file=stream, width=_width(), highlight=False, **kwargs)
 
 
 class _PipeFriendlyConsole(Console):
@@ -33,8 +145,8 @@ class Output:
     def __init__(self, json_mode: bool = False, command: str = ""):
         self.json_mode = json_mode
         self.command = command
-        self.console = _PipeFriendlyConsole(file=sys.stdout, width=_width(), highlight=False, soft_wrap=False)
-        self.err = Console(file=sys.stderr, width=_width(), highlight=False, soft_wrap=True)
+        self.console = _console(sys.stdout, _PipeFriendlyConsole, soft_wrap=False)
+        self.err = _console(sys.stderr, soft_wrap=True)
 
     def emit(self, record, render: Callable[[object, Console], None] | None) -> None:
         if self.json_mode:
@@ -50,16 +162,20 @@ class Output:
 
     @contextlib.contextmanager
     def progress(self, message: str) -> Iterator[None]:
-        """A spinner on stderr while something slow runs (only when stderr is a terminal)."""
-        if self.err.is_terminal:
-            with self.err.status(message, spinner="dots"):
-                yield
-        else:
+        """A spinner on stderr while something slow runs (only when stderr is a terminal; under NO_COLOR, which
+        allows no escape codes, the message alone)."""
+        if not self.err.is_terminal:
             yield
+        elif self.err.color_system is None:
+            self.note(message)
+            yield
+        else:
+            with self.err.status(message, spinner="line" if _needs_fallback(sys.stderr) else "dots"):
+                yield
 
 
 def fail(output_err: Console | None, message: str, hint: str | None = None) -> None:
-    err = output_err or Console(file=sys.stderr, highlight=False)
+    err = output_err or _console(sys.stderr)
     line = f"[bold red]error:[/] {redact(message)}"
     err.print(line, markup=True, highlight=False, soft_wrap=True)
     if hint:
@@ -67,7 +183,7 @@ def fail(output_err: Console | None, message: str, hint: str | None = None) -> N
 
 
 def _write_json(data: dict) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.write(json.dumps(data, ensure_ascii=_needs_fallback(sys.stdout), indent=2) + "\n")
     sys.stdout.flush()
 
 
@@ -92,13 +208,11 @@ def run_command(debug: bool, body: Callable[[], None], command: str | None = Non
     import typer
 
     def failed(kind: str, code: ExitCode, message: str, hint: str | None = None) -> typer.Exit:
-        fail(None, message, hint)
-        if command is not None:
-            _write_json(error_document(command, kind, redact(message), redact(hint) if hint else None, code))
-        return typer.Exit(int(code))
+        return typer.Exit(report_failure(kind, code, message, hint, command))
 
     try:
-        body()
+        with _libraries_quiet(debug):
+            body()
     except T5PeekError as exc:
         _show_traceback(debug)
         raise failed(exc.kind, exc.exit_code, exc.message, exc.hint) from None
@@ -118,6 +232,35 @@ def run_command(debug: bool, body: Callable[[], None], command: str | None = Non
         text = str(exc).splitlines()[0] if str(exc) else ""
         raise failed("unexpected", ExitCode.ERROR, f"unexpected {type(exc).__name__}: {text}".rstrip(": "),
                      None if debug else "Run again with --debug to see the traceback.") from None
+
+
+def report_failure(kind: str, code: ExitCode, message: str, hint: str | None, command: str | None) -> int:
+    """One error line (and hint) on stderr and, when `command` is given (--json), the error document on stdout;
+    returns the exit code."""
+    fail(None, message, hint)
+    if command is not None:
+        _write_json(error_document(command, kind, redact(message), redact(hint) if hint else None, code))
+    return int(code)
+
+
+@contextlib.contextmanager
+def _libraries_quiet(debug: bool) -> Iterator[None]:
+    """No warnings or log lines of torch, transformers, accelerate or huggingface_hub on the terminal: t5peek says
+    what matters in its own words. --debug lets them through."""
+    if debug:
+        yield
+        return
+    import logging
+    import warnings
+
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def _show_traceback(debug: bool) -> None:

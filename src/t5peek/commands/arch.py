@@ -17,10 +17,9 @@ blocks collapse to '(1-11): 11 x T5Block'; a block that differs says how.
 
 Examples:
 
+\b
   t5peek arch google/flan-t5-base --depth 3
-
   t5peek arch -m demo --expand
-
   t5peek arch facebook/bart-large --json
 """
 

@@ -26,13 +26,13 @@ where. Steps print as they are computed; Ctrl-C keeps them.
 
 Examples:
 
+\b
   t5peek generate -m demo "translate English to German: the house is small"
-
   t5peek generate "summarize: ..." --num-beams 4 --max-new-tokens 30
-
-  t5peek generate -m demo "translate English to German: I love fish" --sample --temperature 0.7 --seed 1
-
-  t5peek generate -m demo "translate English to German: the cat" --all-layers --html report.html
+  t5peek generate -m demo "translate English to German: I love fish" \\
+      --sample --temperature 0.7 --seed 1
+  t5peek generate -m demo "translate English to German: the cat" \\
+      --all-layers --html report.html
 """
 
 
@@ -69,6 +69,10 @@ def generate_command(
     html: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report (the "
                                                  "cross-attention map per layer and head, the top-k per step).",
                                                  show_default=False, dir_okay=False)] = None,
+    task_params: Annotated[bool, typer.Option("--task-params", help="When PROMPT starts with a task prefix of the "
+                                              "config's task_specific_params, apply that task's settings (e.g. "
+                                              "num_beams), as model.generate(**task_specific_params) would; "
+                                              "model.generate() alone does not.")] = False,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -85,10 +89,10 @@ def generate_command(
     from t5peek.generate_run import GenerateRequest, check_request
 
     request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k, layer,
-                              keep_heads=html is not None)
+                              keep_heads=html is not None, task_params=task_params)
+    check_prompt_is_not_a_model(prompt, model is not None, "generate")
     check_request(request)
     check_html_target(html)
-    check_prompt_is_not_a_model(prompt, model is not None, "generate")
     out = Output(json, "generate")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,

@@ -13,10 +13,9 @@ Reads config.json and the safetensors headers only; no weights are loaded.
 
 Examples:
 
+\b
   t5peek info google/flan-t5-base
-
   t5peek info ./my-model --json
-
   t5peek info google/flan-t5-xl --max-memory 0=8GiB --max-memory cpu=16GB
 """
 

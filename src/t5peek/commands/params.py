@@ -20,12 +20,10 @@ without its weights. Tied weights count once. --weights loads the model to add t
 
 Examples:
 
+\b
   t5peek params google/flan-t5-base
-
   t5peek params -m demo --by layer
-
   t5peek params ./my-model --by type --json
-
   t5peek params google/flan-t5-xxl --max-memory 0=16GiB --max-memory cpu=32GB
 """
 

@@ -23,10 +23,10 @@ Attention runs in eager mode, so that the attention weights exist to be measured
 
 Examples:
 
+\b
   t5peek trace -m demo "translate English to German: the house is small"
-
-  t5peek trace -m demo "translate English to German: the house is small" --target "das Haus ist klein"
-
+  t5peek trace -m demo "translate English to German: the house is small" \\
+      --target "das Haus ist klein"
   t5peek trace -m facebook/bart-base "a b c" --depth 5 --stats --json
 """
 

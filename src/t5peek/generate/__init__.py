@@ -11,9 +11,10 @@ step as frozen dataclasses of plain values (ids, token strings, floats):
   4. the next token is chosen by the same rule: argmax (greedy), `torch.multinomial` (sampling, so a seeded run
      draws the same tokens), or the beam search of `GenerationMixin._beam_search`, mirrored helper by helper.
 
-The settings come from `model.generation_config`, then (only when asked, as `model.generate()` never applies
-them) from the `task_specific_params` whose prefix starts the prompt, then from what the caller asked for; `DecodeSettings.generate_kwargs` is exactly what
-to hand `model.generate()` for the same result, which the tests check token for token and score for score.
+The settings come from `model.generation_config`, then (only when asked: `model.generate()` never applies
+them) from the `task_specific_params` whose prefix starts the prompt, then from what the caller asked for;
+`DecodeSettings.generate_kwargs` is exactly what to hand `model.generate()` for the same result, which the
+tests check token for token and score for score.
 
 Modules: `records` (what a run returns), `settings` (the layered settings, and every call to a private
 `GenerationMixin` method), `run` (the state one run shares between steps), `decode` (the entry point, greedy
