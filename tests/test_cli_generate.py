@@ -86,7 +86,7 @@ def test_top_k_larger_than_vocabulary_is_clamped_with_one_warning(tiny_t5):
 
     result = run_cli("generate", PROMPT, "-m", tiny_t5, "--top-k", "100000", "--max-new-tokens", "2", "--json")
     record = json_output(result)
-    assert result.stderr.count("warning:") == 1 and "100000" in result.stderr
+    assert sum("warning:" in line and "100000" in line for line in result.stderr.splitlines()) == 1
     assert record["top_k"] == vocab_size("t5")
     assert all(len(step["top_k"]) == vocab_size("t5") for step in record["steps"])
 
@@ -123,7 +123,8 @@ def test_json_beam_search_parity_on_bart(tiny_bart):
     record = json_output(result)
     assert record["output_ids"] == _generate_ids(tiny_bart, num_beams=3, max_new_tokens=7)
     assert record["strategy"] == "beam"
-    assert record["beam_steps"] and all(len(b["next_beams"]) == 3 for b in record["beam_steps"])
+    assert record["beam_steps"] and all(len(b["next_beams"]) == 3 for b in record["beam_steps"][:-1])
+    assert record["beam_steps"][-1]["next_beams"] == []  # no beam runs on after the last step
     first_beam = record["beam_steps"][0]["next_beams"][0]
     assert {"beam", "parent", "token_id", "token", "score", "step_score"} <= set(first_beam)
     assert record["settings"]["forced_eos_token_id"]["source"] == "generation_config"
@@ -157,13 +158,16 @@ def test_task_prefix_defaults(copy_model, tiny_t5_untied):
                                                                "num_beams": 3, "max_length": 6,
                                                                "early_stopping": True}}
     (folder / "config.json").write_text(json.dumps(config))
-    record = json_output(run_cli("generate", PROMPT, "-m", folder, "--json"))
+    record = json_output(run_cli("generate", PROMPT, "-m", folder, "--task-params", "--json"))
     assert record["strategy"] == "beam"
     assert record["settings"]["num_beams"] == {"value": 3, "source": "task_specific_params.translation_en_to_de"}
     assert record["output_ids"] == _generate_ids(folder, num_beams=3, max_length=6, early_stopping=True)
-    # --greedy beats the task's beams; a prompt without the prefix gets no task defaults
-    assert json_output(run_cli("generate", PROMPT, "-m", folder, "--greedy", "--json"))["strategy"] == "greedy"
-    plain = json_output(run_cli("generate", "the red house", "-m", folder, "--json"))
+    # without --task-params, what model.generate() does; --greedy beats the task's beams; a prompt without the
+    # prefix gets no task defaults
+    assert json_output(run_cli("generate", PROMPT, "-m", folder, "--json"))["strategy"] == "greedy"
+    assert json_output(run_cli("generate", PROMPT, "-m", folder, "--task-params", "--greedy", "--json")
+                       )["strategy"] == "greedy"
+    plain = json_output(run_cli("generate", "the red house", "-m", folder, "--task-params", "--json"))
     assert plain["strategy"] == "greedy" and plain["settings"]["num_beams"]["source"] == "default"
 
 
@@ -176,7 +180,7 @@ def test_asymmetric_model_runs(tiny_t5_asym):
 ANSI = re.compile(r"\x1b\[")
 
 
-def test_human_output_streams_steps_and_draws_a_readable_heatmap(tiny_t5_untied):
+def test_human_output_shows_the_steps_in_order_and_a_heatmap(tiny_t5_untied):
     result = run_cli("generate", PROMPT, "-m", tiny_t5_untied, "-n", "5", "--all-layers")
     assert result.exit_code == 0, result.stdout + result.stderr
     out = result.stdout

@@ -197,3 +197,30 @@ def test_float16_on_cpu_warns(tiny_t5):
     result = run_cli("params", str(tiny_t5), "--weights", "--dtype", "float16")
     assert result.exit_code == 0
     assert "float16 on the CPU" in result.stderr
+
+
+def _write_header(path, header: dict | str, data: bytes) -> None:
+    import struct
+
+    raw = (header if isinstance(header, str) else json.dumps(header)).encode()
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+
+
+@pytest.mark.parametrize("header, data, words", [
+    ({"w": {"dtype": "F32", "shape": [10**9, 10**9], "data_offsets": [0, 16]}}, b"\0" * 16, "do not match"),
+    ({"w": {"dtype": "F32", "shape": [-4, 100], "data_offsets": [0, 16]}}, b"\0" * 16, "corrupt entry"),
+    ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [16, 0]}}, b"\0" * 16, "negative size"),
+    ({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+      "b": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, b"\0" * 16, "overlap or leave gaps"),
+    ({"a": {"dtype": "F32", "shape": [2.5], "data_offsets": [0, 16]}}, b"\0" * 16, "corrupt entry"),
+    ("[" * 200_000 + "]" * 200_000, b"", "corrupt safetensors header"),
+])
+def test_lying_safetensors_headers_are_corruption_not_counts(copy_model, tiny_t5, header, data, words):
+    from helpers import assert_known_outcome, run_t5peek
+
+    folder = copy_model(tiny_t5)
+    _write_header(folder / "model.safetensors", header, data)
+    for command in ("params", "info", "arch"):
+        run = run_t5peek(command, str(folder))
+        assert_known_outcome(run, 1, words)
+        assert "parameters" not in run.stdout

@@ -132,7 +132,9 @@ def test_steps_stream_as_computed(t5):
                  on_step=beams.append)
     assert [b.step for b in beams] == list(range(len(beams))) and all(isinstance(b, BeamStep) for b in beams)
     assert len(beams[0].beams) == 1  # the first step has one real beam; the others are placeholders
-    assert all(len(b.next_beams) == 3 for b in beams)
+    assert all(len(b.next_beams) == 3 for b in beams[:-1]) and beams[-1].next_beams == ()  # the search ends
+    assert all([c.score for c in b.next_beams] == sorted((c.score for c in b.next_beams), reverse=True)
+               for b in beams)
     for before, after in zip(beams, beams[1:]):
         rows = {row.beam: row for row in after.beams}
         for choice in before.next_beams:
@@ -245,7 +247,14 @@ def test_task_specific_params_apply_to_matching_prompts(t5):
         "translation_en_to_de": {"prefix": "translate English to German : ", "num_beams": 3, "max_length": 6,
                                  "early_stopping": True},
         "summarization": {"prefix": "summarize : ", "min_length": 4, "no_repeat_ngram_size": 2}}}
+    # like model.generate(), the default leaves them out, and says what they would change
     settings = resolve_settings(raw, PROMPT, {})
+    assert settings.task == "translation_en_to_de" and settings.generate_kwargs == {}
+    run = decode(model, tokenizer, _ids(tokenizer), settings)
+    assert_parity(run, _oracle(model, _ids(tokenizer), settings))
+    assert run.settings["num_beams"].source == "default"
+    assert run.settings["task_specific_params"].value == {"num_beams": 3, "max_length": 6, "early_stopping": True}
+    settings = resolve_settings(raw, PROMPT, {}, task_params=True)
     assert settings.task == "translation_en_to_de"
     assert settings.generate_kwargs == {"num_beams": 3, "max_length": 6, "early_stopping": True}
     run = decode(model, tokenizer, _ids(tokenizer), settings)
@@ -254,7 +263,7 @@ def test_task_specific_params_apply_to_matching_prompts(t5):
     assert run.settings["max_new_tokens"].value == 5
     assert "max_length 6" in run.settings["max_new_tokens"].source
     # the command line wins over the task, and max_new_tokens replaces its max_length
-    settings = resolve_settings(raw, PROMPT, {"num_beams": 1, "max_new_tokens": 3})
+    settings = resolve_settings(raw, PROMPT, {"num_beams": 1, "max_new_tokens": 3}, task_params=True)
     assert settings.generate_kwargs == {"num_beams": 1, "max_new_tokens": 3, "early_stopping": True}
     run = decode(model, tokenizer, _ids(tokenizer), settings)
     assert run.strategy == "greedy" and run.settings["num_beams"].source == "command line"

@@ -27,6 +27,7 @@ class GenerateRequest:
     top_k: int = 5  # candidates shown per step (display only)
     layer: int | None = None  # the decoder layer whose cross-attention is shown
     keep_heads: bool = False  # keep every head's attention (for the HTML report)
+    task_params: bool = False  # apply the task_specific_params of the prompt's task prefix (--task-params)
 
 
 def check_request(request: GenerateRequest) -> None:
@@ -79,7 +80,7 @@ def requested_settings(session: Session, model, request: GenerateRequest) -> tup
     for key in ("num_beams", "temperature", "top_p"):
         if getattr(request, key) is not None:
             requested[key] = getattr(request, key)
-    _, task_params = task_for_prompt(session.config, request.prompt)
+    task_params = task_for_prompt(session.config, request.prompt)[1] if request.task_params else {}
     sampling = requested.get("do_sample", task_params.get("do_sample", model.generation_config.do_sample))
     if not sampling and (request.temperature is not None or request.top_p is not None):
         raise UsageError("--temperature and --top-p shape sampling, which this model does not do by default; "
@@ -111,7 +112,10 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
     loaded = session.weights(eager_attention=True)
     requested, seed, seed_source = requested_settings(session, loaded.model, request)
     settings = resolve_settings(session.config, request.prompt, requested, top_k=top_k, seed=seed,
-                                seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads)
+                                seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads,
+                                task_params=request.task_params)
+    # a warning only for a run that goes ahead, after every usage error
+    seq2seq.check_unknown(session.name, request.prompt, encoded["input_ids"][0].tolist(), tokenizer, session.warn)
     input_ids = encoded["input_ids"].to(loaded.device)
     attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
     run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,

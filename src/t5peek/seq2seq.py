@@ -2,6 +2,7 @@
 
 - Where the encoder's and the decoder's settings live in config.json (EncoderDecoderModel nests them).
 - One position-limit rule for the prompt, the target, trace steps and generated tokens.
+- Which pieces of a text the tokenizer does not know (they all become the same unknown token).
 - The decoder's first token, the end-of-sequence ids, the teacher-forcing shift, a fresh KV cache, and
   token strings.
 
@@ -15,6 +16,7 @@ from typing import Callable
 
 from t5peek import anatomy
 from t5peek.errors import UnsupportedModel, UsageError
+from t5peek.loading import DEMO_NAME
 
 _SANE_MAX_LENGTH = 1_000_000  # tokenizers without a limit report int(1e30)
 
@@ -78,6 +80,44 @@ def check_prompt(raw: dict, name: str, length: int, tokenizer, warn: Callable[[s
     if length == 0:
         raise UsageError("PROMPT tokenizes to no tokens.")
     _check(encoder_limit(raw, tokenizer), length, f"PROMPT is {length:,} tokens long", name, warn)
+
+
+# what the bundled demo's tokenizer knows (src/t5peek/demo/MODEL_CARD.md, scripts/train_demo.py)
+DEMO_VOCABULARY = ("The demo model knows only the words of its synthetic training sentences: 138 English words "
+                   "(46 nouns such as house and dog, 23 adjectives such as red and small, 11 verbs such as see and "
+                   "paint, two to ten, the, a, is, are, very, I), their Spanish, French and German translations, and "
+                   "no punctuation but the ':' that ends its 'translate English to Spanish/French/German:' prefixes.")
+_UNKNOWN_SHOWN = 10
+
+
+def check_unknown(name: str, text: str, ids, tokenizer, warn: Callable[[str], None], what: str = "source") -> None:
+    """Tokens the tokenizer does not know become its unknown token, all alike to the model: say which."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    ids = list(ids)
+    count = ids.count(unk) if unk is not None else 0
+    if not count:
+        return
+    spans = list(dict.fromkeys(unknown_spans(tokenizer, text, ids, unk)))
+    shown = ", ".join(repr(span) for span in spans[:_UNKNOWN_SHOWN])
+    shown += f" and {len(spans) - _UNKNOWN_SHOWN} more" if len(spans) > _UNKNOWN_SHOWN else ""
+    message = (f"{count} of the {len(ids)} {what} tokens became {tokenizer.unk_token}, unknown to the tokenizer"
+               + (f": {shown}" if shown else "") + "; the model reads them all as the same token, so its output may "
+               "be wrong.")
+    if name == DEMO_NAME:
+        message += " " + DEMO_VOCABULARY
+    warn(message)
+
+
+def unknown_spans(tokenizer, text: str, ids: list[int], unk: int) -> list[str]:
+    """The pieces of `text` that became the unknown token, where the tokenizer reports offsets (fast ones do)."""
+    try:
+        encoded = tokenizer(text, return_offsets_mapping=True)
+    except (NotImplementedError, TypeError, ValueError):
+        return []
+    offsets = encoded.get("offset_mapping")
+    if offsets is None or list(encoded["input_ids"]) != ids:
+        return []
+    return [text[start:end].strip() or text[start:end] for token, (start, end) in zip(ids, offsets) if token == unk]
 
 
 def check_target(raw: dict, name: str, length: int, tokenizer, warn: Callable[[str], None]) -> None:

@@ -46,6 +46,10 @@ def encode(session: Session, prompt: str, target: str | None, steps: int):
         seq2seq.check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
     else:
         seq2seq.check_new_tokens(session.config, session.name, steps, "--steps", tokenizer, session.warn)
+    # warnings only for a run that goes ahead, after every usage error
+    seq2seq.check_unknown(session.name, prompt, input_ids[0].tolist(), tokenizer, session.warn)
+    if labels is not None:
+        seq2seq.check_unknown(session.name, target, labels[0].tolist(), tokenizer, session.warn, "--target")
     return input_ids, attention_mask, labels
 
 

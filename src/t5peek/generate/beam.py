@@ -113,12 +113,6 @@ def beam_search(run: _Run, encoder_outputs, attention_mask, cache, device):
         # g. reorder the cache for the beams that run on, then the stopping condition of the search as a whole
         beam_idx = _flatten_beam_dim(running_beam_indices[..., cur_len - decoder_prompt_len])
         cache.reorder_cache(beam_idx)
-        record = beam_record(run, step, readings, next_topk_indices, topk_running_sequences, finished_log_probs,
-                              topk_merged_indices, cur_len, num_beams)  # before cur_len moves on
-        run.beam_steps.append(record)
-        per_step.append(readings)
-        if run.on_step is not None:
-            run.on_step(record)
 
         cur_len = cur_len + 1
         is_early_stop_heuristic_unsatisfied = _check_early_stop_heuristic(
@@ -126,9 +120,17 @@ def beam_search(run: _Run, encoder_outputs, attention_mask, cache, device):
             running_beam_scores=running_beam_scores, beam_scores=beam_scores, is_sent_finished=is_sent_finished,
             cur_len=cur_len, max_length=max_length, decoder_prompt_len=decoder_prompt_len,
             early_stopping=early_stopping, length_penalty=length_penalty)
+        searching = bool(_beam_search_has_unfinished_sequences(is_early_stop_heuristic_unsatisfied, is_sent_finished,
+                                                               next_token_hits_stopping_criteria, early_stopping))
+        # the step's record once it is known whether any beam runs on (upstream's loop condition, just above)
+        record = beam_record(run, step, readings, next_topk_indices, running_beam_scores, topk_running_sequences,
+                             finished_log_probs, topk_merged_indices, cur_len - 1, num_beams, searching)
+        run.beam_steps.append(record)
+        per_step.append(readings)
+        if run.on_step is not None:
+            run.on_step(record)
         step += 1
-        if not bool(_beam_search_has_unfinished_sequences(is_early_stop_heuristic_unsatisfied, is_sent_finished,
-                                                          next_token_hits_stopping_criteria, early_stopping)):
+        if not searching:
             break
         flat_running_sequences = _flatten_beam_dim(running_sequences[:, :, :cur_len])
         decoder_input = flat_running_sequences[:, -1:]

@@ -47,9 +47,11 @@ def continuations(logits, processed, probs, topk_log_probs, topk_running_sequenc
     return list(zip(*torch.stack([t.to(torch.float64) for t in columns]).tolist()))
 
 
-def beam_record(run: _Run, step: int, readings: Readings, next_topk_indices, topk_running_sequences,
-                finished_log_probs, topk_merged_indices, cur_len: int, num_beams: int) -> BeamStep:
-    """The `BeamStep` of this step: the running beams, the continuations kept, the hypotheses that finished."""
+def beam_record(run: _Run, step: int, readings: Readings, next_topk_indices, running_beam_scores,
+                topk_running_sequences, finished_log_probs, topk_merged_indices, cur_len: int, num_beams: int,
+                searching: bool) -> BeamStep:
+    """The `BeamStep` of this step: the running beams, the continuations kept (best first; none when the search
+    ends with this step), the hypotheses that finished."""
     ids, top_logits, top_scores, top_probs = readings.top
     attention, continuations = readings.attention, readings.continuations
     beams = []
@@ -61,10 +63,14 @@ def beam_record(run: _Run, step: int, readings: Readings, next_topk_indices, top
         beams.append(BeamRow(row, tuple(prefix), run.vocab(prefix), readings.scores_before[row],
                              run.row_candidates(ids, top_logits, top_scores, top_probs, row), focus))
     next_beams = []
-    for new, k in enumerate(next_topk_indices[0].tolist()):
+    running = running_beam_scores[0].tolist()
+    for new, k in enumerate(next_topk_indices[0].tolist() if searching else []):
+        if running[new] <= -1e8:  # a finished continuation (-1e9) filling a slot: it never runs on
+            continue
         parent, token_id, _, score, _, cumulative = continuations[k]
         next_beams.append(BeamChoice(new, int(parent), int(token_id), run.vocab.one(int(token_id)), score,
                                      cumulative))
+    next_beams.sort(key=lambda choice: -choice.score)
     finished = []
     finished_list = finished_log_probs[0].tolist()
     for index in topk_merged_indices[0].tolist():

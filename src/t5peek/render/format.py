@@ -1,6 +1,12 @@
-"""Small formatting helpers shared by the renderers."""
+"""Small formatting helpers shared by the renderers: counts, sizes, probabilities, and lines that fit a width."""
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rich.cells import cell_len
+from rich.text import Text
 
 
 def human_count(n: int | None) -> str:
@@ -22,3 +28,106 @@ def human_bytes(n: int | float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def probability(p: float | None) -> str:
+    """A probability as a percentage, the same everywhere: '100.0%', '42.3%', '0.07%', '<0.01%', '0%'."""
+    if p is None or math.isnan(p):
+        return "nan"
+    if p <= 0:
+        return "0%"
+    percent = p * 100
+    if percent >= 0.1:
+        return f"{percent:.1f}%"
+    return f"{percent:.2f}%" if percent >= 0.005 else "<0.01%"
+
+
+# ----------------------------------------------------------------------------- fitting a width
+#
+# Numbers and identifiers are never shortened: what does not fit moves to the next line whole (a piece of a
+# flowing line, a block of table columns). Lines carry no trailing spaces.
+
+
+def flow(pieces, width: int, indent: int = 4) -> list[Text]:
+    """`pieces` (each kept whole, with its leading separator) as lines of at most `width` cells where they fit;
+    a continuation line starts with `indent` spaces and drops the piece's separator."""
+    lines: list[Text] = []
+    line = Text()
+    for piece in pieces:
+        piece = piece if isinstance(piece, Text) else Text(piece)
+        if line.plain.strip() and line.cell_len + piece.cell_len > width:
+            lines.append(line)
+            line = Text(" " * indent)
+            stripped = len(piece.plain) - len(piece.plain.lstrip(" "))
+            piece = piece.divide([stripped])[-1] if stripped else piece
+        line.append_text(piece)
+    lines.append(line)
+    return [_rstrip(line) for line in lines]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header and how its cells line up."""
+
+    header: str = ""
+    right: bool = False  # right-aligned (numbers)
+    key: bool = False  # repeated in front of every block when the columns wrap
+    style: str | None = None
+
+
+def grid_width(columns: list[Column], rows: list[list], gap: int = 2, indent: int = 0) -> int:
+    """The cells the table needs on one line."""
+    widths = _widths(columns, rows)
+    return indent + sum(widths) + gap * (len(widths) - 1)
+
+
+def grid(columns: list[Column], rows: list[list], width: int, gap: int = 2, indent: int = 0,
+         row_styles: list | None = None) -> list[Text]:
+    """A table of whole cells (str or Text) as lines. When the columns need more than `width`, they wrap whole
+    into blocks printed one under the other, each led by the key columns."""
+    widths = _widths(columns, rows)
+    keys = [i for i, column in enumerate(columns) if column.key]
+    blocks: list[list[int]] = []
+    for i in (i for i in range(len(columns)) if i not in keys):
+        block = blocks[-1] if blocks else None
+        if block is None or (len(block) > len(keys) and
+                             indent + sum(widths[j] + gap for j in block) + widths[i] > width):
+            blocks.append(keys + [i])
+        else:
+            block.append(i)
+    lines: list[Text] = []
+    for block in blocks or [keys]:
+        lines.append(_row([Text(columns[i].header) for i in block], [columns[i] for i in block],
+                          [widths[i] for i in block], gap, indent, "bold"))
+        for n, row in enumerate(rows):
+            style = row_styles[n] if row_styles else None
+            lines.append(_row([row[i] for i in block], [columns[i] for i in block], [widths[i] for i in block],
+                              gap, indent, style))
+    return lines
+
+
+def _widths(columns: list[Column], rows: list[list]) -> list[int]:
+    return [max([cell_len(column.header)] + [_text(row[i]).cell_len for row in rows])
+            for i, column in enumerate(columns)]
+
+
+def _text(cell) -> Text:
+    return cell if isinstance(cell, Text) else Text(str(cell))
+
+
+def _row(cells, columns: list[Column], widths: list[int], gap: int, indent: int, style) -> Text:
+    line = Text(" " * indent, style=style or "")
+    for n, (cell, column, width) in enumerate(zip(cells, columns, widths)):
+        cell = _text(cell).copy()
+        if column.style and not cell.style:
+            cell.style = column.style
+        pad = " " * (width - cell.cell_len)
+        line.append_text(Text(pad) + cell if column.right else cell + Text(pad))
+        if n < len(cells) - 1:
+            line.append(" " * gap)
+    return _rstrip(line)
+
+
+def _rstrip(line: Text) -> Text:
+    line.rstrip()
+    return line

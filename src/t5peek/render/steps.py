@@ -1,7 +1,8 @@
 """Render decoding runs: the plan, each step as it comes, and a summary with the cross-attention heatmap.
 
 Everything reads without colour (NO_COLOR, pipes): probabilities are bars of block characters and the heatmap
-uses the shades `·░▒▓█`; colour only adds emphasis.
+uses the shades `·░▒▓█`; colour only adds emphasis. At any width every number and token is printed whole: the
+bars and labels give way first, then what still does not fit moves to the next line (table columns as a block).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import math
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from t5peek.generate import BeamStep, DecodePlan, DecodeRun, Step
+from t5peek.render.format import Column, flow, grid, grid_width, probability
 
 SHADES = "·░▒▓█"
 _SHADE_STYLES = ("dim", "magenta", "magenta", "bold magenta", "bold magenta")
@@ -20,6 +21,9 @@ _STRATEGY = {"greedy": "greedy search", "sample": "sampling", "beam": "beam sear
              "beam sample": "beam search with sampling"}
 _RULE = {"greedy": "greedy: highest score", "sampled": "sampled", "beam": "beam search",
          "beam sample": "beam search (sampled)"}
+_INPUT_SHOWN = 32  # cells of a decoder input shown, from its end: the same at every width
+_BEAM_INPUT_SHOWN = 24
+_PENALTY_NOTE = " (log-prob / length^penalty)"
 
 
 # ----------------------------------------------------------------------------- small pieces
@@ -35,14 +39,8 @@ def fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def percent(prob: float) -> str:
-    if prob is None or math.isnan(prob):
-        return "nan"
-    return f"{prob * 100:.1f}%" if prob >= 0.001 or prob == 0 else f"{prob * 100:.0e}%"
-
-
 def bar(prob: float, width: int = 10) -> str:
-    if prob is None or math.isnan(prob) or prob <= 0:
+    if prob is None or math.isnan(prob) or prob <= 0 or width <= 0:
         return ""
     eighths = max(1, round(prob * width * 8))
     full, rest = divmod(eighths, 8)
@@ -80,29 +78,47 @@ def tail(tokens, ids, width: int) -> tuple[str, str]:
     return " ".join(shown_tokens), " ".join(shown_ids)
 
 
+def words(text: str, style: str | None = None, first: str = " ") -> list[Text]:
+    """`text` as pieces for `flow`, one per word (the first led by `first`)."""
+    return [Text((first if i == 0 else " ") + word, style=style or "") for i, word in enumerate(text.split(" "))]
+
+
+def _print(console: Console, lines: list[Text]) -> None:
+    for line in lines:
+        console.print(line, soft_wrap=True)  # laid out already: no wrapping, no cropping
+
+
+def _width(console: Console) -> int:
+    return console.width or 100
+
+
 # ----------------------------------------------------------------------------- the plan
 
 
 def render_plan(plan: DecodePlan, console: Console, model: str = "") -> None:
-    title = Text()
-    title.append(f"{model}  " if model else "", style="bold")
-    title.append(_STRATEGY.get(plan.strategy, plan.strategy), style="bold cyan")
-    title.append(f"  ·  cross-attention of decoder layer {plan.layer} (of 0-{plan.decoder_layers - 1}), "
-                 f"mean of {plan.heads} heads")
-    console.print(title)
-    source = Text(f"source ({len(plan.source_ids)} tokens): ", style="bold")
-    source.append(" ".join(show_token(t) for t in plan.source_tokens))
-    console.print(source)
-    table = Table(box=None, show_header=False, padding=(0, 2), pad_edge=False)
-    table.add_column("setting", style="bold")
-    table.add_column("value")
-    table.add_column("from", style="dim", overflow="fold")
-    for name, setting in plan.settings.items():
-        label = "top_k (sampling filter)" if name == "top_k" else name
-        table.add_row("  " + label, _value(setting.value), setting.source)
-    console.print(table)
+    width = _width(console)
+    title = [Text(f"{model}  " if model else "", style="bold"),
+             Text(_STRATEGY.get(plan.strategy, plan.strategy), style="bold cyan")]
+    title += words(f"·  cross-attention of decoder layer {plan.layer} (of 0-{plan.decoder_layers - 1}), mean of "
+                   f"{plan.heads} heads", first="  ")
+    _print(console, flow(title, width))
+    source = [Text(f"source ({len(plan.source_ids)} tokens):", style="bold")]
+    source += [Text(" " + show_token(t)) for t in plan.source_tokens]
+    _print(console, flow(source, width))
+    rows = [("top_k (sampling filter)" if name == "top_k" else name, _value(setting.value), setting.source)
+            for name, setting in plan.settings.items()]
+    name_width = max((len(name) for name, _, _ in rows), default=0)
+    # a value longer than 12 takes the room it needs on its own row rather than widening the column for all
+    value_width = max((len(value) for _, value, _ in rows if len(value) <= 12), default=0)
+    column = 2 + name_width + 2 + value_width + 2
+    for name, value, source_text in rows:
+        start = Text(f"  {name:<{name_width}}  ", style="bold") + Text(f"{value:<{value_width}}")
+        longest = max(len(word) for word in source_text.split(" "))
+        _print(console, flow([start] + words(source_text, "dim", first="  "), width,
+                             indent=column if width - column >= max(longest, 40) else 6))
     if plan.processors:
-        console.print(Text("  logits processors: " + ", ".join(plan.processors), style="dim"))
+        _print(console, flow(words("  logits processors:", "dim", first="") +
+                             words(", ".join(plan.processors), "dim"), width))
     console.print()
 
 
@@ -120,89 +136,103 @@ def _value(value) -> str:
 
 
 def render_step(step: Step, console: Console, plan: DecodePlan, all_layers: bool = False) -> None:
-    width = console.width or 100
-    head = Text()
-    head.append(f"step {step.step}", style="bold")
-    tokens, ids = tail(step.input_tokens, step.input_ids, max(20, (width - 40) // 2))
-    head.append(f"  decoder input ({len(step.input_ids)}): ")
-    head.append(tokens, style="cyan")
-    head.append(f"   ids {ids}", style="dim")
-    console.print(head)
-    console.print(_candidates_table(step, plan))
-    console.print(_looked_at(step, plan, all_layers))
+    width = _width(console)
+    tokens, ids = tail(step.input_tokens, step.input_ids, _INPUT_SHOWN)
+    head = [Text(f"step {step.step}", style="bold"), Text(f"  decoder input ({len(step.input_ids)}):")]
+    head += [Text(" " + token, style="cyan") for token in tokens.split(" ")]
+    head += words(f"ids {ids}", "dim", first="   ")
+    _print(console, flow(head, width))
+    _print(console, _candidates(step, plan, width))
+    _print(console, _looked_at(step, plan, all_layers, width))
     console.print()
 
 
-def _candidates_table(step: Step, plan: DecodePlan) -> Table:
+# the mark of the chosen row and the width of the bars (0: no bar column), tried in turn until the table fits
+_DECORATIONS = (("rule", 10), ("name", 10), ("name", 5), ("name", 0), ("arrow", 0), (None, 0))
+
+
+def _candidates(step: Step, plan: DecodePlan, width: int) -> list[Text]:
     beam = plan.strategy.is_beam
-    table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
-    table.add_column("    #", justify="right")
-    table.add_column("id", justify="right")
-    table.add_column("token", max_width=24, overflow="ellipsis", no_wrap=True)
-    table.add_column("logit", justify="right")
     # the score column says what the processors did; without any it would repeat the logit
     show_score = beam or any(c.score != c.logit for c in step.top_k + (step.chosen,))
-    if show_score:
-        table.add_column("log-prob" if beam else "score", justify="right")
-    table.add_column("prob", justify="right")
-    table.add_column("", no_wrap=True)
-    table.add_column("", no_wrap=True)
     rows = list(enumerate(step.top_k, 1))
     if step.chosen_rank is None:
         rows.append((None, step.chosen))
+    numbers = []
     for rank, candidate in rows:
         chosen = candidate.token_id == step.token_id
-        mark = f"◀ {_RULE.get(step.rule, step.rule)}" if chosen else ""
-        if chosen and rank is None:
-            mark += f" (outside the top {len(step.top_k)})"
         cells = [f"{'▶ ' if chosen else '  '}{rank if rank is not None else '…'}", str(candidate.token_id),
                  show_token(candidate.token), fmt(candidate.logit)]
         cells += [fmt(candidate.score)] if show_score else []
-        cells += [percent(candidate.probability), bar(candidate.probability), mark]
-        table.add_row(*cells, style="bold" if chosen else None)
-    return table
+        numbers.append(cells + [probability(candidate.probability)])
+    columns = [Column("    #", right=True, key=True), Column("id", right=True), Column("token"),
+               Column("logit", right=True)]
+    columns += [Column("log-prob" if beam else "score", right=True)] if show_score else []
+    columns += [Column("prob", right=True)]
+    styles = ["bold" if candidate.token_id == step.token_id else None for _, candidate in rows]
+    for mark, bar_width in _DECORATIONS:
+        decorated = [cells + ([bar(candidate.probability, bar_width)] if bar_width else []) +
+                     ([_mark(step, rank, candidate, mark)] if mark else [])
+                     for cells, (rank, candidate) in zip(numbers, rows)]
+        shown = columns + [Column()] * (len(decorated[0]) - len(columns))
+        if grid_width(shown, decorated) <= width:
+            break
+    lines = grid(shown, decorated, width, row_styles=styles)
+    if mark is None and step.chosen_rank is None:
+        lines += flow(words(f"    ▶ {step.rule}: outside the top {len(step.top_k)}", "bold", first=""), width)
+    return lines
 
 
-def _looked_at(step: Step, plan: DecodePlan, all_layers: bool) -> Text:
-    text = Text("      looked at ", style="dim")
-    text.append(f"(layer {plan.layer}): ", style="dim")
+def _mark(step: Step, rank: int | None, candidate, kind: str) -> str:
+    if candidate.token_id != step.token_id:
+        return ""
+    mark = {"rule": f"◀ {_RULE.get(step.rule, step.rule)}", "name": f"◀ {step.rule}", "arrow": "◀"}[kind]
+    return mark + (f" (outside the top {len(step.top_k)})" if rank is None else "")
+
+
+def _looked_at(step: Step, plan: DecodePlan, all_layers: bool, width: int) -> list[Text]:
     order = sorted(range(len(step.cross_attention)), key=lambda i: -step.cross_attention[i])[:3]
-    text.append(" · ".join(f"{source_name(plan.source_tokens, i)} {step.cross_attention[i]:.2f}" for i in order),
-                style="magenta")
+    pieces = [Text(f"      looked at (layer {plan.layer}):", style="dim")]
+    pieces += [Text((" · " if n else " ") + f"{source_name(plan.source_tokens, i)} {step.cross_attention[i]:.2f}",
+                    style="magenta") for n, i in enumerate(order)]
+    lines = flow(pieces, width, indent=8)
     if all_layers:
-        text.append("\n      strongest per layer: ", style="dim")
-        text.append(" · ".join(f"L{f.layer} {source_name(plan.source_tokens, f.source_index)} {f.weight:.2f}"
-                               for f in step.layers))
-    return text
+        pieces = [Text("      strongest per layer:", style="dim")]
+        pieces += [Text((" · " if n else " ") + f"L{f.layer} {source_name(plan.source_tokens, f.source_index)} "
+                        f"{f.weight:.2f}") for n, f in enumerate(step.layers)]
+        lines += flow(pieces, width, indent=8)
+    return lines
 
 
 # ----------------------------------------------------------------------------- one beam-search step
 
 
 def render_beam_step(step: BeamStep, console: Console) -> None:
-    width = console.width or 100
+    width = _width(console)
     console.print(Text(f"step {step.step}", style="bold") + Text(f"  {len(step.beams)} running beam(s)"))
-    table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
-    table.add_column("  beam", justify="right")
-    table.add_column("log-prob", justify="right")
-    table.add_column("decoder input", style="cyan", no_wrap=True)
-    table.add_column("best next tokens (log-prob)", no_wrap=True, overflow="ellipsis")
-    input_width = max(16, width // 3)
+    columns = [Column("  beam", right=True, key=True), Column("log-prob", right=True),
+               Column("decoder input", style="cyan"), Column("best next tokens (log-prob)")]
+    rows = []
     for row in step.beams:
-        tokens, _ = tail(row.input_tokens, row.input_ids, input_width)
+        tokens, _ = tail(row.input_tokens, row.input_ids, _BEAM_INPUT_SHOWN)
         best = " · ".join(f"{show_token(c.token)} {fmt(c.score)}" for c in row.top_k[:3])
-        table.add_row(str(row.beam), fmt(row.score), tokens, best)
-    console.print(table)
-    kept = Text("    kept: ", style="dim")
-    kept.append("   ".join(f"{c.beam} ← beam {c.parent} + {show_token(c.token)} ({fmt(c.score)})"
-                           for c in step.next_beams))
-    console.print(kept)
+        rows.append([str(row.beam), fmt(row.score), tokens, best])
+    _print(console, grid(columns, rows, width))
+    if step.next_beams:
+        kept = [Text("    kept:", style="dim")]
+        kept += [Text(("   " if n else " ") + f"{c.beam} ← beam {c.parent} + {show_token(c.token)} ({fmt(c.score)})")
+                 for n, c in enumerate(step.next_beams)]
+    else:  # the search ends with this step: no running beam goes on, the finished hypotheses are the result
+        kept = words("    kept: none, the search ends here", "dim", first="")
+    _print(console, flow(kept, width, indent=6))
     for hypothesis in step.finished:
-        line = Text("    finished: ", style="dim")
-        line.append(repr(hypothesis.text), style="green")
-        line.append(f"  from beam {hypothesis.parent}, score {fmt(hypothesis.score, 3)} (log-prob / length^penalty)",
-                    style="dim")
-        console.print(line)
+        line = [Text("    finished:", style="dim")] + words(repr(hypothesis.text), "green")
+        line += [Text(f"  from beam {hypothesis.parent},", style="dim"),
+                 Text(f" score {fmt(hypothesis.score, 3)}", style="dim")]
+        lines = flow(line, width, indent=6)
+        if lines[-1].cell_len + len(_PENALTY_NOTE) <= width:
+            lines[-1].append(_PENALTY_NOTE, style="dim")
+        _print(console, lines)
     console.print()
 
 
@@ -210,35 +240,34 @@ def render_beam_step(step: BeamStep, console: Console) -> None:
 
 
 def render_summary(run: DecodeRun, console: Console) -> None:
+    width = _width(console)
     console.print()
-    out = Text("output  ", style="bold")
-    out.append(run.output_text or "(empty)", style="bold green")
-    console.print(out)
-    ids = Text("ids     ", style="bold")
-    ids.append(" ".join(str(i) for i in run.output_ids))
-    ids.append(f"   stopped: {run.stop_reason}", style="dim")
+    _print(console, flow([Text("output ", style="bold")] + words(run.output_text or "(empty)", "bold green"),
+                         width, indent=8))
+    ids = [Text("ids    ", style="bold")] + [Text(f" {i}") for i in run.output_ids]
+    end = f"stopped: {run.stop_reason}" + ("" if run.sequence_score is None else ";")
+    ids += words(end, "dim", first="   ")
     if run.sequence_score is not None:
-        ids.append(f"; beam score {fmt(run.sequence_score, 4)}", style="dim")
-    console.print(ids)
+        ids.append(Text(f" beam score {fmt(run.sequence_score, 4)}", style="dim"))
+    _print(console, flow(ids, width, indent=8))
     if run.strategy.is_beam and run.steps:
         console.print(Text("how the output was built (the beam each token extended):", style="bold"))
-        path = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False)
-        for name, justify in (("  step", "right"), ("from beam", "right"), ("token", "left"),
-                              ("log-prob", "right"), ("prob", "right"), ("looked at", "left")):
-            path.add_column(name, justify=justify, no_wrap=True)
+        columns = [Column("  step", right=True, key=True), Column("from beam", right=True), Column("token"),
+                   Column("log-prob", right=True), Column("prob", right=True), Column("looked at")]
+        rows = []
         for step in run.steps:
             focus = step.layers[run.layer]
-            path.add_row(str(step.step), str(step.beam), show_token(step.token), fmt(step.chosen.score),
-                         percent(step.chosen.probability), f"{source_name(run.source_tokens, focus.source_index)} "
-                                                    f"{focus.weight:.2f}")
-        console.print(path)
+            rows.append([str(step.step), str(step.beam), show_token(step.token), fmt(step.chosen.score),
+                         probability(step.chosen.probability),
+                         f"{source_name(run.source_tokens, focus.source_index)} {focus.weight:.2f}"])
+        _print(console, grid(columns, rows, width))
     for note in run.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        _print(console, flow(words(f"note: {note}", "yellow", first=""), width, indent=6))
     console.print()
-    console.print(Text(f"cross-attention · decoder layer {run.layer} · mean of {run.heads} heads · "
-                       "rows: generated, columns: source", style="bold"))
-    for line in heatmap_lines(run, console.width or 100):
-        console.print(line, soft_wrap=False, overflow="crop", no_wrap=True)
+    title = words(f"cross-attention · decoder layer {run.layer} · mean of {run.heads} heads · rows: generated, "
+                  "columns: source", "bold", first="")
+    _print(console, flow(title, width))
+    _print(console, heatmap_lines(run, width))
 
 
 def heatmap_lines(run: DecodeRun, width: int = 100) -> list[Text]:
@@ -249,9 +278,14 @@ def heatmap_lines(run: DecodeRun, width: int = 100) -> list[Text]:
     if not rows or not columns:
         return [Text("(no steps)")]
     strongest = max(max(row) for row in rows) or 1.0
-    label_width = min(14, max(len(label) for label in labels))
-    focus_width = 16
-    room = max(10, width - label_width - 3 - focus_width)
+    # a label longer than a quarter of the width gets a line of its own above its row
+    label_width = min(max(4, width // 4), max(len(label) for label in labels))
+    focus = []
+    for row in rows:
+        best = max(range(len(row)), key=row.__getitem__)
+        name = _plain(columns[best]) + (f"[{best}]" if columns.count(columns[best]) > 1 else "")
+        focus.append(f"{name} {row[best]:.2f}")
+    room = max(10, width - label_width - 3 - max(len(f) for f in focus))
     # two characters per cell reads best; one when two would need more than three blocks
     cell = 2 if math.ceil(len(columns) * 2 / room) <= 3 else 1
     blocks = math.ceil(len(columns) * cell / room)
@@ -262,21 +296,22 @@ def heatmap_lines(run: DecodeRun, width: int = 100) -> list[Text]:
         if len(columns) > per_block:
             lines.append(Text(f"source tokens {block[0]}-{block[-1]} of {len(columns)}", style="dim"))
         lines.extend(_vertical_header(columns, block, label_width, cell))
-        for label, row in zip(labels, rows):
-            line = Text(clip(label, label_width).rjust(label_width) + " │")
+        for label, row, best in zip(labels, rows, focus):
+            if len(label) > label_width:
+                lines.append(Text(label))
+                label = ""
+            line = Text(label.rjust(label_width) + " │")
             for index in block:
                 level = min(len(SHADES) - 1, int(row[index] / strongest * (len(SHADES) - 1) + 0.5))
                 line.append(SHADES[level] * cell, style=_SHADE_STYLES[level])
-            best = max(range(len(row)), key=row.__getitem__)
             line.append("│ ")
-            name = _plain(columns[best]) + (f"[{best}]" if columns.count(columns[best]) > 1 else "")
-            line.append(clip(f"{name} {row[best]:.2f}", focus_width), style="dim")
+            line.append(best, style="dim")
             lines.append(line)
     steps = [f"{SHADES[i]} ≥{(i - 0.5) / (len(SHADES) - 1):.0%}" if i else f"{SHADES[0]} <12%"
              for i in range(len(SHADES))]
-    lines.append(Text(f"{'':>{label_width}}  " + "  ".join(steps) + f"  of the strongest weight ({strongest:.2f})",
-                      style="dim"))
-    return lines
+    legend = [Text(" " * (label_width + 2) + steps[0], style="dim")] + [Text("  " + s, style="dim") for s in steps[1:]]
+    legend += words(f"of the strongest weight ({strongest:.2f})", "dim", first="  ")
+    return lines + flow(legend, width, indent=label_width + 2)
 
 
 def _plain(token: str) -> str:
@@ -292,7 +327,7 @@ def _vertical_header(columns: list[str], block: list[int], label_width: int, cel
     lines = []
     for row in range(height):
         chars = "".join((name[row] if row < len(name) else " ").ljust(cell) for name in names)
-        lines.append(Text(" " * (label_width + 2) + chars, style="bold"))
+        lines.append(Text((" " * (label_width + 2) + chars).rstrip(), style="bold"))
     return lines
 
 
