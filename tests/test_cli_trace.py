@@ -16,7 +16,7 @@ def test_generation_view(tiny_t5):
     assert "greedy generation (inference view) · block view · float32 on cpu · eager attention" in out
     assert "prompt (11 tokens): translate 3" in out
     assert "encoder, runs once" in out and "decoder step 0" in out and "decoder step 1" in out
-    assert "  block.0 " in out and "    layer.0.SelfAttention " in out  # sublayers indented under blocks
+    assert "  block.0 " in out and "    SelfAttention " in out  # sublayers indented under blocks, by leaf name
     assert "self-attn" in out and "cross-attn" in out
     assert "cross-attention keys/values computed from the encoder output (4 k/v projections)" in flat
     assert "cross-attention keys/values reused from the cache (0 k/v projections)" in flat
@@ -47,7 +47,7 @@ def test_rendering_names_attention_kinds_and_caches(tiny_t5):
     assert "self-attn weights 1×4×1×2" in out  # step 1: one query, two cached positions
     assert "cache self empty; cross empty" in out  # the root at step 0 gets an empty cache ...
     assert "cache self 2×k/v 1×4×1×8; cross 2×k/v 1×4×11×8" in out  # ... and returns it filled
-    assert "ℹ residual" in out and "Relative position bias (T5)" in out
+    assert "ℹ Residual: " in out and "Relative position bias (T5)" in out
 def test_teacher_forcing_view(tiny_bart):
     result = run_cli("trace", "the house is small", "-m", tiny_bart, "--target", "the red house")
     assert result.exit_code == 0, result.stdout + result.stderr

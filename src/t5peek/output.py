@@ -121,14 +121,48 @@ class _FallbackStream:
         return getattr(self._stream, name)
 
 
+class _TrimmedLines:
+    """A text stream that drops the spaces rich pads each line with to the console width: piped output and
+    golden files end their lines where the text ends. Used only where no escape codes are written."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        if lines:
+            self._stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._stream.write(self._partial)
+            self._partial = ""
+        self._stream.flush()
+
+    def __getattr__(self, name):  # fileno, isatty, encoding, ...
+        return getattr(self._stream, name)
+
+
 def _console(stream, console_class: type[Console] = Console, **kwargs) -> Console:
     """A console on `stream`: ASCII fallback where the stream cannot take UTF-8, no escape codes under NO_COLOR,
-    a sane width whatever COLUMNS says."""
+    no padding at the ends of lines without colour, a sane width whatever COLUMNS says."""
+    no_color = os.environ.get("NO_COLOR", "") != ""
     if _needs_fallback(stream):
         stream = _FallbackStream(stream, _stream_encoding(stream))
-    if os.environ.get("NO_COLOR", "") != "":
+    if no_color:
         kwargs["color_system"] = None  # rich's own NO_COLOR still writes bold and dim
+    if no_color or not _isatty(stream):
+        stream = _TrimmedLines(stream)
     return console_class(file=stream, width=_width(), highlight=False, **kwargs)
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class _PipeFriendlyConsole(Console):

@@ -78,10 +78,10 @@ def _notes(loaded, report, stats: bool) -> tuple[str, ...]:
         notes.append(f"times on {loaded.device} are host-side: kernels run asynchronously and the trace does not "
                      "wait for them.")
     split = getattr(loaded.model, "hf_device_map", None)
-    if split and len(set(split.values())) > 1:
+    if split and (len(set(split.values())) > 1 or "disk" in split.values()):
         by_device: dict[str, list[str]] = {}
         for module_name, where in split.items():
-            by_device.setdefault(str(where), []).append(module_name)
+            by_device.setdefault(str(where), []).append(module_name or "the whole model")
         notes.append("split by accelerate: " + "; ".join(f"{where}: {', '.join(names)}"
                                                          for where, names in by_device.items())
                      + ". Offloaded modules run on the CPU, their weights brought in as they run.")

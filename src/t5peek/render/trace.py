@@ -1,16 +1,22 @@
 """Render TraceReport: the tokens, then one table per phase (encoder, decoder steps or the teacher-forced pass),
-sublayers indented under their block, then the decoder summary (steps, or decoder inputs next to labels)."""
+each module by its own name, indented under the one that called it, then the decoder summary (steps, or decoder
+inputs next to labels). Runs of identical blocks show once ("block.2–7 × 6 same as block.1"), and a later decoder
+step lists only what differs from the step before; --json keeps every record."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from itertools import groupby
+
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from t5peek import anatomy
 from t5peek.render.arch import ROLE_STYLES
-from t5peek.trace import (EXPLANATIONS, MODEL, STACK, VIEW_NOTES, CacheShape, DecodeStep, Phase, Routing, TraceRecord,
-                          TraceReport, explanation_key)
+from t5peek.render.format import probability
+from t5peek.trace import MODEL, STACK, VIEW_NOTES, CacheShape, Phase, Routing, TraceRecord, TraceReport, explanation_key
+from t5peek.trace.explain import explanation
 
 # Short names for the arguments and outputs that recur on every row; --json keeps the full names.
 SHORT_NAMES = {
@@ -26,6 +32,8 @@ _UNNAMED_WHEN_ALONE = {"hidden_states", "input", "output", "input_ids", "hidden"
 _STYLES = dict(ROLE_STYLES, block="bold", stack="bold", model="bold", experts="yellow")
 _MAX_TOKENS_SHOWN = 64
 _MAX_ROWS_SHOWN = 48
+_MIN_SHAPES_WIDTH = 36  # below this, the class goes in the module column
+_HEADER_SPLIT = "module · class"
 
 
 def render_trace(report: TraceReport, console: Console) -> None:
@@ -33,8 +41,11 @@ def render_trace(report: TraceReport, console: Console) -> None:
     if report.view == "teacher-forcing":
         _teacher_forcing_table(report, console)
     explained: set[str] = set()
+    previous = first_step = None
     for phase in report.phases:
-        _phase(report, phase, console, explained)
+        first_step = first_step or (phase if phase.kind == "step" else None)
+        _phase(report, phase, console, explained, previous, first_step)
+        previous = phase if phase.kind == "step" and not report.stats else None  # --stats: every value, every step
     if any(record.routing is not None for phase in report.phases for record in phase.records):
         console.print(Text("mixture of experts: each router sends every token to one expert (top-1; 'a+b': to two, "
                            "top-2), whose feed-forward alone runs on it; '–' marks a token whose expert was full (over "
@@ -59,10 +70,7 @@ def _header(report: TraceReport, console: Console) -> None:
     view = "teacher forcing (training view)" if report.view == "teacher-forcing" else \
         "greedy generation (inference view)"
     depth = "block view" if report.depth is None else f"depth {report.depth}"
-    title = Text()
-    title.append(report.model, style="bold")
-    title.append(f"  {report.model_class}", style="dim")
-    console.print(title)
+    console.print(Text.assemble((report.model, "bold"), (f"  {report.model_class}", "dim")))
     console.print(Text(f"{view} · {depth} · {report.dtype} on {report.device} · "
                        f"{report.attention_implementation} attention", style="dim"))
     console.print(_token_line("prompt", report.source_tokens, report.source_ids))
@@ -86,7 +94,22 @@ def _token_line(label: str, tokens, ids) -> Text:
 # ---------------------------------------------------------------------------------------------- phases
 
 
-def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[str]) -> None:
+@dataclass
+class _Row:
+    """One row of a phase table: a record, a record kept only to place the changes below it, or a run of blocks."""
+
+    level: int
+    name: str  # the leaf name (`SelfAttention`, `block.3`), indented by `level`
+    style: str
+    cls: Text
+    inputs: list[Text]  # the input items, or the row's note when `outputs` is None
+    outputs: list[Text] | None = None
+    extra: Text | None = None  # stats and routing lines
+    ms: str = ""
+
+
+def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[str], previous: Phase | None,
+           first_step: Phase | None) -> None:
     console.print()
     console.rule(Text(f"{phase.name} · {phase.time_ms:.1f} ms", style="bold"), align="left", style="dim")
     detail = _phase_detail(report, phase)
@@ -96,45 +119,104 @@ def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[s
         console.print(Text("no module at this depth ran in this phase (the encoder runs outside the model's "
                            "own forward here); try a larger --depth.", style="dim"))
         return
-    paths = {record.index: record.module for record in phase.records}
-    modules = [_module_cell(record, paths) for record in phase.records]
-    classes = [_class_cell(record, report) for record in phase.records]
-    # Names as wide as they need, shapes get the rest (at least 32 columns), the time column is fixed.
-    spare = max(console.width - 8 - 6 - 32, 24)
-    module_width = max(len(cell) for cell in modules)
-    class_width = max(len(cell) for cell in classes)
-    if module_width + class_width > spare:
-        module_width = max(12, spare * module_width // (module_width + class_width))
-        class_width = spare - module_width
-    shapes_width = console.width - 8 - 6 - module_width - class_width
-    table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False, header_style="bold", expand=True)
-    table.add_column("module", overflow="fold", width=max(module_width, 6))
-    table.add_column("class", overflow="fold", style="dim", width=max(class_width, 5))
-    table.add_column("inputs → outputs", overflow="fold", ratio=1)
-    table.add_column("ms", justify="right", no_wrap=True, width=8)
-    for record, module_cell, class_cell in zip(phase.records, modules, classes):
-        key = explanation_key(record) if report.explain else None
-        if key and key not in explained:
-            explained.add(key)
-            table.add_row(Text("  " * record.level + "ℹ " + key.split(":")[0], style="cyan"), "",
-                          Text(EXPLANATIONS[key], style="italic"), "")
-        shapes = _shapes_cell(record, shapes_width)
-        if record.routing is not None:
-            shapes.append_text(_routing_text(record.routing, _record_tokens(report, phase, record)))
-        table.add_row(module_cell, class_cell, shapes, f"{record.time_ms:.2f}")
-    console.print(table)
+    walk = _Walk(report, phase, explained)
+    if first_step is not None and phase is not first_step:
+        walk.notes = {index: (f"{', '.join(names)}: not computed, read from the cache (projected from the encoder "
+                              f"output in {first_step.name})", after)
+                      for index, (names, after) in phase.cached_projections(first_step).items()}
+    if previous is not None:
+        changed = phase.changed_since(previous)
+        # under a cross-attention with a cache note, the projections that did run (q, o) make the contrast
+        walk.full = changed | {r.index for r in phase.records if r.parent in walk.notes}
+        walk.keep = phase.with_ancestors(walk.full)
+        console.print(Text(f"only what differs from {previous.name} is listed: the other "
+                           f"{len(phase.records) - len(changed)} of {len(phase.records)} modules ran with the same "
+                           "shapes.", style="dim"))
+    for root in walk.children.get(None, ()):
+        walk.record(root)
+    _print_rows(walk.rows, console)
 
 
-def _record_tokens(report: TraceReport, phase: Phase, record: TraceRecord) -> tuple[str, ...]:
-    """The tokens a record's call ran on: the prompt in the encoder, the fed token(s) in the decoder."""
-    if anatomy.stack_of(record.module) == "encoder":
-        return report.source_tokens
-    if phase.kind == "step":
-        step = next((s for s in report.steps if s.step == phase.step), None)
-        return (step.input_token,) if step is not None else ()
-    if phase.kind == "forward":
-        return report.decoder_input_tokens
-    return ()
+class _Walk:
+    """The rows of one phase in execution order: runs of identical blocks collapsed; of a later decoder step, only
+    the records that changed (`full`) and those that hold them (`keep`); the cross-attention cache notes."""
+
+    def __init__(self, report: TraceReport, phase: Phase, explained: set[str]):
+        self.report, self.phase, self.explained = report, phase, explained
+        self.children = phase.children()
+        self.notes: dict[int, tuple[str, set[str]]] = {}
+        self.full: set[int] | None = None  # None: every record, in full
+        self.keep: set[int] | None = None
+        self.rows: list = []
+
+    def record(self, record: TraceRecord) -> None:
+        key = explanation_key(record) if self.report.explain else None
+        if key and key not in self.explained:
+            self.explained.add(key)
+            line = Text("ℹ ", style="cyan")
+            line.append(explanation(key, self.report.design), style="italic")
+            self.rows.append(Padding(line, (0, 0, 0, 2 * record.level)))
+        cls, inputs, outputs, extra = _cells(self.report, self.phase, record)
+        style = _STYLES.get(record.role, "")
+        if self.full is not None and record.index not in self.full:
+            self.rows.append(_Row(record.level, record.leaf, style, cls, [Text("unchanged", style="dim")]))
+        else:
+            self.rows.append(_Row(record.level, record.leaf, style, cls, inputs, outputs, extra,
+                                  f"{record.time_ms:.2f}"))
+        children = [c for c in self.children.get(record.index, ()) if self.keep is None or c.index in self.keep]
+        note = self.notes.get(record.index)
+        for run in self.phase.runs(children):
+            if note and run[0].leaf in note[1]:
+                self._note(record, note[0])
+                note = None
+            self.record(run[0])
+            if len(run) > 1:
+                self._same(run)
+        if note:
+            self._note(record, note[0])
+
+    def _same(self, run: list[TraceRecord]) -> None:
+        first, rest = run[0], run[1:]
+        name = rest[0].leaf + (f"–{rest[-1].module.rpartition('.')[2]} × {len(rest)}" if len(rest) > 1 else "")
+        self.rows.append(_Row(first.level, name, "bold", Text(first.cls), [Text(f"same as {first.leaf}", style="dim")],
+                              ms=f"{sum(r.time_ms for r in rest):.2f}"))
+
+    def _note(self, record: TraceRecord, text: str) -> None:
+        self.rows.append(Padding(Text(text, style=_STYLES["cross-attention"]), (0, 0, 0, 2 * record.level + 2)))
+
+
+def _print_rows(rows: list, console: Console) -> None:
+    """Rows in tables whose columns fit the widest name and class, so that no name is ever cut; the shapes get the
+    rest and wrap between items. Narrow consoles put the class under the name. Full-width lines split the table."""
+    table_rows = [row for row in rows if isinstance(row, _Row)]
+    name_width = max(len(row.name) + 2 * row.level for row in table_rows)
+    class_width = max(len(row.cls) for row in table_rows)
+    split = name_width + class_width + 8 + 6 + _MIN_SHAPES_WIDTH > console.width
+    if split:
+        name_width = max([name_width, len(_HEADER_SPLIT)]
+                         + [2 * row.level + 2 + len(row.cls) for row in table_rows if row.cls])
+        shapes_width = console.width - name_width - 8 - 4
+    else:
+        shapes_width = console.width - name_width - class_width - 8 - 6
+    shapes_width = max(shapes_width, 12)
+    header = True
+    for is_row, group in groupby(rows, key=lambda row: isinstance(row, _Row)):
+        if not is_row:
+            for line in group:
+                console.print(line)
+            continue
+        table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False, header_style="bold",
+                      show_header=header)
+        table.add_column(_HEADER_SPLIT if split else "module", no_wrap=True, width=name_width)
+        if not split:
+            table.add_column("class", no_wrap=True, style="dim", width=class_width)
+        table.add_column("inputs → outputs", width=shapes_width)
+        table.add_column("ms", justify="right", no_wrap=True, width=8)
+        for row in group:
+            cells = [_name_cell(row, name_width if split else 0)] + ([] if split else [row.cls])
+            table.add_row(*cells, _shapes_cell(row, shapes_width), row.ms)
+        console.print(table)
+        header = False
 
 
 def _routing_text(routing: Routing, tokens: tuple[str, ...]) -> Text:
@@ -180,14 +262,16 @@ def _phase_detail(report: TraceReport, phase: Phase) -> str:
     return ""
 
 
-def _module_cell(record: TraceRecord, paths: dict[int, str]) -> Text:
-    parent = paths.get(record.parent) if record.parent is not None else None
-    name = record.module
-    if parent and name.startswith(parent + "."):
-        name = name[len(parent) + 1:]
-    if not name:
-        name = record.cls
-    return Text("  " * record.level + name, style=_STYLES.get(record.role, ""))
+def _name_cell(row: _Row, width: int) -> Text:
+    """The indented name; given a width (narrow consoles), the class after it, or under it where it does not fit."""
+    text = Text(" " * 2 * row.level)
+    text.append(row.name, style=row.style)
+    if width and row.cls:
+        text.append("  " if len(text) + 2 + len(row.cls) <= width else "\n" + " " * (2 * row.level + 2))
+        cls = row.cls.copy()
+        cls.stylize("dim")
+        text.append_text(cls)
+    return text
 
 
 def _class_cell(record: TraceRecord, report: TraceReport) -> Text:
@@ -199,54 +283,76 @@ def _class_cell(record: TraceRecord, report: TraceReport) -> Text:
     return text
 
 
-def _shapes_cell(record: TraceRecord, width: int) -> Text:
+def _cells(report: TraceReport, phase: Phase, record: TraceRecord) -> tuple[Text, list[Text], list[Text], Text | None]:
+    """What a record's row shows: its class, its input and output items, and its stats and routing lines."""
     full_cache = record.role in (MODEL, STACK)
-    inputs = _shapes_text(record.input_shapes, full_cache=full_cache)
-    outputs = _shapes_text(record.output_shapes, record, full_cache=full_cache)
-    text = Text()
-    text.append_text(inputs)
-    text.append(" → " if len(inputs) + len(outputs) + 3 <= width else "\n→ ", style="dim")
-    text.append_text(outputs)
-    if record.stats:
-        for name, stat in record.stats.items():
-            if not (name in ("output", "hidden_states", "last_hidden_state", "logits") or not stat.finite):
-                continue
-            line = Text("\n")
-            label = SHORT_NAMES.get(name, name)
-            line.append(f"{label + ': ' if label else ''}μ {stat.mean:.2g}  σ {stat.std:.3g}  "
-                        f"max|x| {stat.abs_max:.3g}", style="dim")
-            if not stat.finite:
-                line.append(f"  NaN {stat.nan}  inf {stat.inf}", style="bold red")
-            text.append_text(line)
-            break
+    inputs = _items(record.input_shapes, full_cache=full_cache)
+    outputs = _items(record.output_shapes, record, full_cache=full_cache)
+    extra = Text()
+    for name, stat in (record.stats or {}).items():
+        if not (name in ("output", "hidden_states", "last_hidden_state", "logits") or not stat.finite):
+            continue
+        label = SHORT_NAMES.get(name, name)
+        extra.append(f"\n{label + ': ' if label else ''}μ {stat.mean:.2g}  σ {stat.std:.3g}  "
+                     f"max|x| {stat.abs_max:.3g}", style="dim")
+        if not stat.finite:
+            extra.append(f"  NaN {stat.nan}  inf {stat.inf}", style="bold red")
+        break
+    if record.routing is not None:
+        extra.append_text(_routing_text(record.routing, report.tokens_of(phase, record)))
+    return _class_cell(record, report), inputs, outputs, extra if extra.plain else None
+
+
+def _shapes_cell(row: _Row, width: int) -> Text:
+    """Inputs → outputs on one line when they fit; else the outputs on their own line. Lines break between items."""
+    text = _flow(row.inputs, width)
+    if row.outputs is not None:
+        outputs = _flow(row.outputs, width, start=2)
+        together = "\n" not in text.plain + outputs.plain and len(text) + 3 + len(outputs) <= width
+        text.append(" → " if together else "\n→ ", style="dim")
+        text.append_text(outputs)
+    if row.extra is not None:
+        text.append_text(row.extra)
     return text
 
 
-def _shapes_text(shapes: dict, record: TraceRecord | None = None, full_cache: bool = True) -> Text:
+def _flow(items: list[Text], width: int, start: int = 0) -> Text:
+    """Items joined by commas (a cache's parts by semicolons), a new line before one that would not fit: an item is
+    never broken in two (one longer than a whole line wraps between its words)."""
+    pieces = [("; " if j else ", ", part) for item in items for j, part in enumerate(item.split("; "))]
     text = Text()
+    column = start
+    for i, (joiner, piece) in enumerate(pieces):
+        if i and column + len(joiner) + len(piece) > width - 1:  # -1: room for the comma that ends the line
+            text.append(joiner.rstrip() + "\n")
+            column = 0
+        elif i:
+            text.append(joiner)
+            column += len(joiner)
+        text.append_text(piece)
+        column += len(piece)
+    return text
+
+
+def _items(shapes: dict, record: TraceRecord | None = None, full_cache: bool = True) -> list[Text]:
+    items = []
     alone = len(shapes) == 1
-    for i, (name, shape) in enumerate(shapes.items()):
-        if i:
-            text.append(", ")
+    for name, shape in shapes.items():
         label = SHORT_NAMES.get(name, name)
         if alone and name in _UNNAMED_WHEN_ALONE:
             label = ""
         if isinstance(shape, CacheShape):
-            text.append("cache", style="dim")
+            item = Text("cache", style="dim")
             if full_cache:
-                text.append(" " + _cache_text(shape))
-            continue
-        if record is not None and record.attention is not None and name == "weights":
+                item.append(" " + _cache_text(shape))
+        elif record is not None and record.attention is not None and name == "weights":
             style = _STYLES.get("cross-attention" if record.attention.kind == "cross" else "self-attention", "")
-            text.append(f"{record.attention.kind}-attn weights ", style=style)
-            text.append(_dims(shape), style=style)
-            continue
-        if label:
-            text.append(label + " ", style="dim")
-        text.append(_dims(shape))
-    if not shapes:
-        text.append("–", style="dim")
-    return text
+            item = Text(f"{record.attention.kind}-attn weights {_dims(shape)}", style=style)
+        else:
+            item = Text(label + " " if label else "", style="dim")
+            item.append(_dims(shape))
+        items.append(item)
+    return items or [Text("–", style="dim")]
 
 
 def _dims(shape) -> str:
@@ -319,10 +425,12 @@ def _steps_table(report: TraceReport, console: Console) -> None:
     table.add_column("next token (id)")
     table.add_column("p", justify="right")
     for step in report.steps:
+        projections = step.cross_kv_projections
         table.add_row(str(step.step), f"{step.input_token} ({step.input_id})", str(step.position),
-                      _arrow(step.self_cache_before, step.self_cache_after), _cross_cell(step),
+                      _arrow(step.self_cache_before, step.self_cache_after),
+                      f"computed ({projections} proj.)" if projections else "reused (0 proj.)",
                       f"{step.next_token} ({step.next_id})" + (" end" if step.eos else ""),
-                      f"{step.next_probability:.3f}")
+                      probability(step.next_probability))
     console.print(table)
     layers = len(report.steps[-1].self_cache_after)
     cross = report.steps[-1].cross_cache[0] if report.steps[-1].cross_cache else 0
@@ -331,9 +439,3 @@ def _steps_table(report: TraceReport, console: Console) -> None:
                        "once at step 0.", style="dim"))
     if report.generated_text:
         console.print(Text(f"generated so far: {report.generated_text!r}", style="dim"))
-
-
-def _cross_cell(step: DecodeStep) -> str:
-    if step.cross_kv_projections:
-        return f"computed ({step.cross_kv_projections} proj.)"
-    return "reused (0 proj.)"

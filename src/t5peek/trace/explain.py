@@ -8,7 +8,7 @@ from t5peek import anatomy
 from t5peek.trace.plan import BLOCK
 
 if TYPE_CHECKING:
-    from t5peek.trace.records import TraceRecord
+    from t5peek.trace.records import BlockDesign, TraceRecord
 
 # Plain-language notes for learners, one per kind of stage (`--explain`).
 EXPLANATIONS: dict[str, str] = {
@@ -26,10 +26,9 @@ EXPLANATIONS: dict[str, str] = {
                               "only positions 0..i; in generation the earlier keys/values come from the cache.",
     "cross-attention": "Cross-attention: queries come from the decoder, keys and values from the encoder's "
                        "final output; this is where the output looks at the input.",
-    "feed-forward": "Feed-forward: a two-layer MLP (d_model → d_ff → d_model) applied to each position on its "
-                    "own; no information moves between tokens here.",
-    "norm": "Layer norm: rescales each token's vector to a standard size (T5 uses RMSNorm, no mean and no "
-            "bias); T5 normalises before each sublayer, BART after the residual add.",
+    "feed-forward": "Feed-forward: a small network applied to each position on its own (up to d_ff, then back to "
+                    "d_model); no information moves between tokens here.",
+    "norm": "Norm: rescales each token's vector to a standard size, next to each sublayer.",
     "residual": "Residual: a block adds each sublayer's output back to its input, x + sublayer(x), so it "
                 "refines the vectors instead of replacing them; the shape never changes.",
     "lm_head": "LM head: maps each decoder position's vector to one score (logit) per vocabulary entry; "
@@ -58,3 +57,36 @@ def explanation_key(record: TraceRecord) -> str | None:
     if role in (anatomy.EMBEDDING, anatomy.CROSS_ATTENTION, anatomy.FEED_FORWARD, anatomy.NORM, anatomy.LM_HEAD):
         return role
     return None
+
+
+def explanation(key: str, design: BlockDesign | None = None) -> str:
+    """The EXPLANATIONS entry for `key`, told for this model's blocks when their design is known."""
+    if design is not None and key == "feed-forward":
+        return _feed_forward(design)
+    if design is not None and key == "norm" and design.norm:
+        return _norm(design)
+    return EXPLANATIONS[key]
+
+
+def _feed_forward(design: BlockDesign) -> str:
+    act = design.activation or "an activation"
+    if design.gated_feed_forward:
+        return (f"Feed-forward, gated ({act}): two projections up from d_model to d_ff, one through {act} (wi_0) "
+                "and one left linear (wi_1), multiplied element by element, then one back down to d_model (wo); "
+                "applied to each position on its own, no information moves between tokens here.")
+    return (f"Feed-forward: a two-layer MLP (d_model → d_ff, {act}, → d_model) applied to each position on its own; "
+            "no information moves between tokens here.")
+
+
+def _norm(design: BlockDesign) -> str:
+    if design.rms_norm:
+        what = (f"RMS norm ({design.norm}): divides each token's vector by its root mean square and multiplies it "
+                "by a learned weight; no mean is subtracted and there is no bias.")
+    else:
+        what = (f"Layer norm ({design.norm}): subtracts each token's mean, divides by its standard deviation, then "
+                "applies a learned scale and bias.")
+    if design.pre_norm is None:
+        return what
+    if design.pre_norm:
+        return what + " This model normalises before each sublayer (pre-norm): x + sublayer(norm(x))."
+    return what + " This model normalises after each sublayer's residual add (post-norm): norm(x + sublayer(x))."

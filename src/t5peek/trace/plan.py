@@ -66,11 +66,14 @@ class HookPlan:
     targets: tuple  # (weakref to the module, path, role, positional argument names, output_attentions position)
     cross_kv: tuple  # weakrefs to the cross-attention key/value projections, counted to show they run once
     fingerprint: tuple
+    # (weakref, is it a norm) for the norms and linear layers of the first block: whichever runs first says whether
+    # the model normalises before its sublayers (pre-norm) or after them
+    first_block: tuple = ()
 
 
 _PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _NAMES_BY_CLASS: dict[type, tuple[str, ...]] = {}
-_KV_NAMES = {"k", "v", "k_proj", "v_proj", "key", "value"}
+KV_NAMES = {"k", "v", "k_proj", "v_proj", "key", "value"}
 
 
 def hook_plan(model, depth: int | None, modules: list | None = None) -> HookPlan:
@@ -105,9 +108,13 @@ def _build_plan(model, depth: int | None, fingerprint: tuple) -> HookPlan:
         names = _positional_names(module)
         targets.append((weakref.ref(module), path, role, names, _weights_flag(module, role, names)))
     cross_kv = tuple(weakref.ref(module) for path, (module, _) in levels.items()
-                     if path.rpartition(".")[2] in _KV_NAMES and roles[path] == anatomy.CROSS_ATTENTION
+                     if path.rpartition(".")[2] in KV_NAMES and roles[path] == anatomy.CROSS_ATTENTION
                      and isinstance(module, torch.nn.Linear))
-    return HookPlan(tuple(targets), cross_kv, fingerprint)
+    first = next((path for path in levels if path in blocks), None)
+    first_block = tuple((weakref.ref(module), roles[path] == anatomy.NORM) for path, (module, _) in levels.items()
+                        if first and path.startswith(first + ".")
+                        and (roles[path] == anatomy.NORM or isinstance(module, torch.nn.Linear)))
+    return HookPlan(tuple(targets), cross_kv, fingerprint, first_block)
 
 
 def _weights_flag(module, role: str, names: tuple[str, ...]) -> int | None:

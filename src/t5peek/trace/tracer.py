@@ -40,6 +40,7 @@ class Tracer:
         self._stack: list[_Entry] = []
         self._finished = 0
         self._cross_kv_calls = 0
+        self.norm_first: bool | None = None  # in the first block, a norm ran before any linear layer (pre-norm)
 
     # -- context manager
 
@@ -65,6 +66,8 @@ class Tracer:
                 self._handles.append(module.register_forward_hook(self._post_hook(role)))
             for ref in plan.cross_kv:
                 self._handles.append(ref().register_forward_hook(self._count_cross_kv))
+            for ref, is_norm in plan.first_block:
+                self._handles.append(ref().register_forward_pre_hook(self._first_in_block(is_norm)))
         except BaseException:
             self.close()
             raise
@@ -199,6 +202,13 @@ class Tracer:
 
     def _count_cross_kv(self, _module, _args, _output):
         self._cross_kv_calls += 1
+
+    def _first_in_block(self, is_norm: bool):
+        def hook(_module, _args):
+            if self.norm_first is None:
+                self.norm_first = is_norm
+
+        return hook
 
 
 def _freeze(entry: _Entry) -> TraceRecord:

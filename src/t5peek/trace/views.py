@@ -6,8 +6,9 @@ from __future__ import annotations
 from t5peek import anatomy
 from t5peek.kinds import PhaseKind, View
 from t5peek.seq2seq import decoder_start_id, eos_ids, new_cache, shift_right, token_strings
+from t5peek.trace.plan import hook_plan
 from t5peek.trace.probes import _layer_shapes
-from t5peek.trace.records import DecodeStep, NonFinite, TraceReport
+from t5peek.trace.records import BlockDesign, DecodeStep, NonFinite, TraceReport
 from t5peek.trace.tracer import Tracer
 
 
@@ -40,7 +41,7 @@ def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = 
                      "attn_implementation='eager' to see their shapes.")
     param = next(model.parameters(), None)
     dtype = str(param.dtype).removeprefix("torch.") if param is not None else "?"
-    device = str(param.device) if param is not None else "?"
+    device = str(input_ids.device)  # where it runs: offloaded weights sit on "meta" until their module runs
     extra: dict = {}
     encoder_extra = {} if global_attention_mask is None else {"global_attention_mask": global_attention_mask}
     with Tracer(model, depth=depth, stats=stats) as tracer, torch.no_grad():
@@ -59,7 +60,7 @@ def trace_forward(model, input_ids, attention_mask=None, *, depth: int | None = 
                        attention_implementation=attn_impl, dtype=dtype, device=device, prompt=prompt,
                        source_tokens=token_strings(tokenizer, ids), source_ids=tuple(ids), phases=tuple(tracer.phases),
                        target=target, stats=stats, first_nonfinite=first_bad, explain=explain,
-                       notes=tuple(notes), **extra)
+                       notes=tuple(notes), design=_design(model, depth, tracer.norm_first), **extra)
 
 
 def _teacher_forcing(model, tracer: Tracer, input_ids, attention_mask, labels, tokenizer,
@@ -119,6 +120,32 @@ def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, to
         next_id = chosen
     text = tokenizer.decode(generated, skip_special_tokens=True) if tokenizer is not None and generated else None
     return dict(steps=tuple(decoded), generated_ids=tuple(generated), generated_text=text)
+
+
+def _design(model, depth: int | None, norm_first: bool | None) -> BlockDesign:
+    """What the config says of the feed-forward, and what the first block's norms are and where they ran."""
+    import torch
+
+    config = model.config
+    projection = str(_config_value(config, "feed_forward_proj") or "")
+    gated = bool(_config_value(config, "is_gated_act")) or projection.startswith("gated-")
+    norm = next((ref() for ref, is_norm in hook_plan(model, depth).first_block if is_norm), None)
+    return BlockDesign(gated_feed_forward=gated,
+                       activation=_config_value(config, "dense_act_fn", "activation_function", "hidden_act"),
+                       norm=type(norm).__name__ if norm is not None else None,
+                       rms_norm=norm is not None and not isinstance(norm, torch.nn.LayerNorm)
+                       and getattr(norm, "bias", None) is None,
+                       pre_norm=norm_first)
+
+
+def _config_value(config, *names: str):
+    """The first of `names` set in the config, or in its decoder's (EncoderDecoderModel nests one per stack)."""
+    for source in (config, getattr(config, "decoder", None)):
+        for name in names:
+            value = getattr(source, name, None)
+            if value is not None and not callable(value):
+                return value
+    return None
 
 
 def _lengths(cache) -> tuple[int, ...]:
