@@ -224,3 +224,23 @@ def test_lying_safetensors_headers_are_corruption_not_counts(copy_model, tiny_t5
         run = run_t5peek(command, str(folder))
         assert_known_outcome(run, 1, words)
         assert "parameters" not in run.stdout
+
+
+def test_pickle_index_naming_a_shard_outside_the_folder_is_refused(copy_model, tiny_t5, tmp_path):
+    import torch
+    from helpers import assert_known_outcome, run_t5peek
+    from safetensors.torch import load_file
+
+    folder = copy_model(tiny_t5)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    torch.save(load_file(folder / "model.safetensors"), outside / "pytorch_model-00001-of-00001.bin")
+    (folder / "model.safetensors").unlink()
+    weight_map = {name: "../outside/pytorch_model-00001-of-00001.bin"
+                  for name in torch.load(outside / "pytorch_model-00001-of-00001.bin", weights_only=True)}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    for args in (("params", str(folder), "--weights", "--allow-pickle"),
+                 ("generate", "-m", str(folder), "translate English to German: the house", "--allow-pickle",
+                  "-n", "2")):
+        run = run_t5peek(*args)
+        assert_known_outcome(run, 3, "outside the model folder")

@@ -205,9 +205,13 @@ def read_local_checkpoint(folder: Path, root: Path | None = None) -> CheckpointI
         for file in others:
             tensors.update(read_safetensors_header(inside_folder(folder, file, root)))
         return CheckpointIndex("safetensors", tuple(others), tensors, "local", folder)
-    pickles = [name for name in (PICKLE_INDEX, PICKLE_SINGLE) if (folder / name).is_file()]
-    if pickles:
-        return CheckpointIndex("pickle", tuple(pickles), {}, "local", folder)
+    if (folder / PICKLE_INDEX).is_file():
+        shards = sorted(set(_read_weight_map(folder / PICKLE_INDEX).values()))
+        for shard in shards:
+            inside_folder(folder, shard, root)  # the same path rules as for safetensors shards
+        return CheckpointIndex("pickle", (PICKLE_INDEX, *shards), {}, "local", folder)
+    if (folder / PICKLE_SINGLE).is_file():
+        return CheckpointIndex("pickle", (PICKLE_SINGLE,), {}, "local", folder)
     return CheckpointIndex("none", (), {}, "local", folder)
 
 
