@@ -139,7 +139,13 @@ _JS = r"""
     return node;
   }
   function fixed(x, d) { return typeof x === "number" ? x.toFixed(d) : String(x); }
-  function pct(p) { return typeof p === "number" ? (100 * p).toFixed(1) + "%" : String(p); }
+  function pct(p) {  // the terminal's format (render/format.py: probability)
+    if (typeof p !== "number") return String(p);
+    if (p <= 0) return "0%";
+    var percent = 100 * p;
+    if (percent >= 0.1) return percent.toFixed(1) + "%";
+    return percent >= 0.005 ? percent.toFixed(2) + "%" : "<0.01%";
+  }
 
   document.getElementById("meta").textContent = [data.model, data.strategy + " decoding",
     data.steps.length + " steps", "stopped: " + data.stop_reason].filter(Boolean).join(" \u00b7 ");
