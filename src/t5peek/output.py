@@ -13,9 +13,11 @@ from typing import Callable, Iterator
 
 from rich.cells import get_character_cell_size
 from rich.console import Console
+from rich.markup import escape
 
 from t5peek.errors import ExitCode, T5PeekError, redact
 from t5peek.jsonable import document, error_document
+from t5peek.render.format import SafeConsole
 
 
 def _width() -> int | None:
@@ -145,7 +147,7 @@ class _TrimmedLines:
         return getattr(self._stream, name)
 
 
-def _console(stream, console_class: type[Console] = Console, **kwargs) -> Console:
+def _console(stream, console_class: type[Console] = SafeConsole, **kwargs) -> Console:
     """A console on `stream`: ASCII fallback where the stream cannot take UTF-8, no escape codes under NO_COLOR,
     no padding at the ends of lines without colour, a sane width whatever COLUMNS says."""
     no_color = os.environ.get("NO_COLOR", "") != ""
@@ -165,7 +167,7 @@ def _isatty(stream) -> bool:
         return False
 
 
-class _PipeFriendlyConsole(Console):
+class _PipeFriendlyConsole(SafeConsole):
     """A reader that stops early (`t5peek arch | head`) ends the command quietly, with success."""
 
     def on_broken_pipe(self) -> None:
@@ -189,10 +191,10 @@ class Output:
             render(record, self.console)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {redact(message)}", markup=True, highlight=False)
+        self.err.print(f"[yellow]warning:[/] {escape(redact(message))}", markup=True, highlight=False)
 
     def note(self, message: str) -> None:
-        self.err.print(f"[dim]{redact(message)}[/]", markup=True, highlight=False)
+        self.err.print(f"[dim]{escape(redact(message))}[/]", markup=True, highlight=False)
 
     @contextlib.contextmanager
     def progress(self, message: str) -> Iterator[None]:
@@ -210,10 +212,10 @@ class Output:
 
 def fail(output_err: Console | None, message: str, hint: str | None = None) -> None:
     err = output_err or _console(sys.stderr)
-    line = f"[bold red]error:[/] {redact(message)}"
+    line = f"[bold red]error:[/] {escape(redact(message))}"
     err.print(line, markup=True, highlight=False, soft_wrap=True)
     if hint:
-        err.print(f"  [dim]hint:[/] {redact(hint)}", markup=True, highlight=False, soft_wrap=True)
+        err.print(f"  [dim]hint:[/] {escape(redact(hint))}", markup=True, highlight=False, soft_wrap=True)
 
 
 def _write_json(data: dict) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from rich.cells import cell_len
+from rich.console import Console
+from rich.segment import Segment
 from rich.text import Text
 
 
@@ -28,6 +31,27 @@ def human_bytes(n: int | float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+class SafeConsole(Console):
+    """A console for text that comes from model files (token strings, config values, names): strings are never
+    read as rich markup (`markup=False` unless a call asks for it), and control characters in the text (escape
+    sequences, bell, carriage return) are dropped before anything reaches the terminal. rich measures them as
+    zero cells wide, so dropping them keeps every column where it was laid out. The escape codes rich writes
+    for its own styles are not text and pass untouched."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("markup", False)
+        super().__init__(*args, **kwargs)
+
+    def _render_buffer(self, buffer) -> str:
+        return super()._render_buffer(
+            segment if segment.control or not _CONTROL.search(segment.text)
+            else Segment(_CONTROL.sub("", segment.text), segment.style, segment.control)
+            for segment in buffer)
 
 
 def probability(p: float | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from t5peek.info import ModelInfo
 from t5peek.render.format import human_bytes, human_count
@@ -33,7 +34,7 @@ def render_info(record: ModelInfo, console: Console) -> None:
         stored += f", {human_bytes(record.stored_bytes)} in {record.checkpoint_files} file(s)"
     table.add_row("stored", f"{record.checkpoint_format}: {stored}")
     params = f"{record.total:,} ({human_count(record.total)})" if record.total else "?"
-    table.add_row("parameters", f"{params}  [dim]{record.total_note}[/]")
+    table.add_row("parameters", Text.assemble(f"{params}  ", (record.total_note, "dim")))
     for task, prefix in record.task_prefixes.items():
         table.add_row("task prefix", f"{prefix!r}  ({task})")
     console.print(table)

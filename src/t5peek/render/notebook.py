@@ -9,12 +9,13 @@ from __future__ import annotations
 import io
 from typing import Callable
 
-from rich.console import Console
+
 from t5peek.arch import ArchReport
 from t5peek.generate import DecodeRun
 from t5peek.info import ModelInfo
 from t5peek.params import ParamReport
 from t5peek.render.arch import render_arch
+from t5peek.render.format import SafeConsole
 from t5peek.render.info import render_info
 from t5peek.render.params import render_params
 from t5peek.render.steps import render_run
@@ -30,14 +31,14 @@ def _renderers() -> dict[type, Callable]:
 
 
 def as_text(record, render: Callable) -> str:
-    console = Console(file=io.StringIO(), width=WIDTH, color_system=None, highlight=False, soft_wrap=False,
+    console = SafeConsole(file=io.StringIO(), width=WIDTH, color_system=None, highlight=False, soft_wrap=False,
                       force_jupyter=False)
     render(record, console)
     return console.file.getvalue()
 
 
 def as_html(record, render: Callable) -> str:
-    console = Console(file=io.StringIO(), width=WIDTH, record=True, color_system="truecolor", highlight=False,
+    console = SafeConsole(file=io.StringIO(), width=WIDTH, record=True, color_system="truecolor", highlight=False,
                       force_jupyter=False)
     render(record, console)
     return console.export_html(inline_styles=True, code_format='<pre style="font-family: Menlo, Consolas, '
