@@ -16,6 +16,11 @@ os.environ.setdefault("DISABLE_SAFETENSORS_CONVERSION", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite tests/golden/*.txt from the current output instead of comparing (test_golden.py)")
+
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():

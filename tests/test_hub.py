@@ -213,7 +213,8 @@ def test_refused_connection_uncached(tmp_path):
 @pytest.mark.slow
 def test_hanging_hub_gives_up_within_15_s(loophub):
     loophub.mode = "hang"
-    run = t5peek(loophub, "info", "acme/tiny-t5", env={"T5PEEK_HUB_TIMEOUT": ""})  # the default timeout
+    run = t5peek(loophub, "info", "acme/tiny-t5", env={"T5PEEK_HUB_TIMEOUT": "",  # the default timeout
+                                                       "HF_HUB_DISABLE_TELEMETRY": ""})
     assert_known_outcome(run, 1, "cannot reach the hugging face hub", "no answer")
     assert run.seconds < 15
 
@@ -311,3 +312,13 @@ def test_cache_write_failures_are_named(code, words):
     translated = hub._translate(error, "a/b", None)
     assert words in translated.message and "/cache/models--a--b" in translated.message
     assert translated.hint and "HF_HUB_CACHE" in translated.hint
+
+
+def test_only_the_models_files_are_asked_for(loophub, tiny_t5):
+    """huggingface_hub fetches a registry of AI agents before its first request unless telemetry is off: t5peek
+    turns it off, so that every request is for the model."""
+    loophub.add_repo("acme/tiny-t5", tiny_t5)
+    # as users run it: the test session's conftest turns telemetry off for everything else
+    assert_known_outcome(t5peek(loophub, "info", "acme/tiny-t5", env={"HF_HUB_DISABLE_TELEMETRY": ""}), 0)
+    asked = loophub.paths()
+    assert asked and all("acme/tiny-t5" in path for path in asked), asked

@@ -61,8 +61,9 @@ class Model:
     def info(self, plan_memory: dict | None = None) -> info.ModelInfo:
         """A one-screen summary from config.json and the safetensors headers (no weights)."""
         s = self.session
+        resolved, config, checkpoint = s.resolved, s.config, s.checkpoint  # their errors are the command's errors
         total, note = info.total_of(lambda: self._count("component"))
-        record = info.summarize(s.resolved, s.config, s.checkpoint, total, note)
+        record = info.summarize(resolved, config, checkpoint, total, note)
         if plan_memory:
             record = replace(record, placement=s.plan_split(normalize_max_memory(plan_memory)))
         return record

@@ -73,9 +73,16 @@ def quiet() -> None:
 
 
 def _prepare() -> None:
-    """Quiet, and a timeout on every request huggingface_hub makes (its default has none)."""
+    """Quiet, a timeout on every request huggingface_hub makes (its default has none), and no requests but those
+    for the model: without telemetry, huggingface_hub does not first fetch its registry of AI agents
+    (`/api/agent-harnesses`), which cost 3 s more on a Hub that does not answer."""
     quiet()
-    from huggingface_hub import get_session
+    if not os.environ.get("HF_HUB_DISABLE_TELEMETRY", "").strip():
+        os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    from huggingface_hub import constants, get_session
+
+    constants.HF_HUB_DISABLE_TELEMETRY = constants.HF_HUB_DISABLE_TELEMETRY or os.environ[
+        "HF_HUB_DISABLE_TELEMETRY"].strip().lower() in _TRUE
 
     get_session().timeout = timeout_s()
 

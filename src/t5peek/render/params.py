@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -11,15 +12,22 @@ from t5peek.render.format import human_bytes, human_count
 from t5peek.render.placement import render_placement
 
 
+def _longest_word(texts, cap: int = 32) -> int:
+    """A column at least as wide as its longest name (`decoder.embed_tokens,`), so names wrap whole."""
+    return min(cap, max((len(word) for text in texts if text for word in text.split()), default=1))
+
+
 def render_params(report: ParamReport, console: Console) -> None:
-    table = Table(title=f"{report.model}: parameters by {report.by}", title_justify="left")
-    table.add_column(report.by, overflow="fold")
+    # no vertical rules: at 80 columns the room goes to the names, which wrap whole
+    table = Table(title=f"{report.model}: parameters by {report.by}", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    table.add_column(report.by, overflow="fold", min_width=_longest_word(row.label for row in report.rows))
     table.add_column("params", justify="right")
     table.add_column("%", justify="right")
     if report.by == "component":
         table.add_column("blocks", justify="right")
         table.add_column("per block", justify="right")
-    table.add_column("note", overflow="fold", style="dim")
+    table.add_column("note", overflow="fold", style="dim", min_width=_longest_word(row.note for row in report.rows))
     for row in report.rows:
         cells = [row.label, f"{row.params:,}", f"{row.percent:.1f}"]
         if report.by == "component":
