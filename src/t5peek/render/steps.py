@@ -129,6 +129,8 @@ def _value(value) -> str:
         return f"{value:g}"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):  # what --task-params would set
+        return ", ".join(f"{key}={_value(v)}" for key, v in value.items())
     return str(value)
 
 
