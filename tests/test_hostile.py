@@ -62,3 +62,18 @@ def test_json_keeps_the_true_token(hostile):
     assert_known_outcome(run, 0)
     tokens = [step["token"] for step in run.json()["steps"]]
     assert any(token.endswith(EVIL) for token in tokens)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("generate", "-m", "demo", PROMPT, "-n", "100000"), "--max-new-tokens must be between 1 and 2,048"),
+    (("generate", "-m", "demo", PROMPT, "--num-beams", "100000"), "--num-beams must be between 1 and 64"),
+    (("generate", "-m", "demo", PROMPT, "--sample", "--seed", "9" * 30), "--seed must be between 0"),
+    (("generate", "-m", "demo", PROMPT, "--sample", "--temperature", "1e-300"), "--temperature must be at least"),
+    (("trace", "-m", "demo", PROMPT, "--steps", "1000000000"), "--steps must be between 1 and 256"),
+    (("generate", "-m", "demo", "translate \udcff\udcfe house"), "PROMPT is not valid UTF-8"),
+    (("trace", "-m", "demo", "translate \udcff house"), "PROMPT is not valid UTF-8"),
+    (("generate", "-m", "demo", " ".join(["house"] * 9000)), "t5peek shows runs of up to 8,192 source tokens"),
+])
+def test_unbounded_or_invalid_requests_are_usage_errors(args, words):
+    run = run_t5peek(*args)
+    assert_known_outcome(run, 2, words)

@@ -32,6 +32,7 @@ class GenerateRequest:
 
 def check_request(request: GenerateRequest) -> None:
     """Usage errors that need nothing but the request itself."""
+    seq2seq.check_text(request.prompt, "PROMPT")
     if not request.prompt.strip():
         raise UsageError('The prompt is empty: give the text to decode, e.g. "translate English to German: '
                          'the house is small".')
@@ -53,6 +54,12 @@ def check_request(request: GenerateRequest) -> None:
         raise UsageError("--temperature and --top-p shape sampling; they do nothing with --greedy.")
     if request.layer is not None and request.layer < 0:
         raise UsageError(f"--layer counts decoder layers from 0 (got {request.layer}).")
+    seq2seq.check_bounded(request.max_new_tokens, "--max-new-tokens", 1, seq2seq.MAX_NEW_TOKENS)
+    seq2seq.check_bounded(request.num_beams, "--num-beams", 1, seq2seq.MAX_BEAMS)
+    seq2seq.check_bounded(request.seed, "--seed", 0, seq2seq.MAX_SEED)
+    if request.temperature is not None and 0 < request.temperature < seq2seq.MIN_TEMPERATURE:
+        raise UsageError(f"--temperature must be at least {seq2seq.MIN_TEMPERATURE} (got {request.temperature}): "
+                         "smaller turns the logits into infinities; --greedy always takes the top token.")
 
 
 def shown_top_k(session: Session, request: GenerateRequest) -> int:

@@ -75,10 +75,40 @@ def _check(limit: PositionLimit, needed: int, too_long: str, name: str, warn: Ca
          "its relative positions let it run, but quality may drop.")
 
 
+# Bounds on what one run may ask for, whatever the model allows: past them a run would take hours or more memory
+# than a machine has (every step is kept, with its attention), and the useful questions are answered far sooner.
+MAX_SOURCE_TOKENS = 8192
+MAX_NEW_TOKENS = 2048
+MAX_TRACE_STEPS = 256
+MAX_BEAMS = 64
+MIN_TEMPERATURE = 1e-4
+MAX_SEED = 2**63 - 1
+
+
+def check_text(text: str | None, what: str) -> None:
+    """A prompt from the command line that is not valid text (bytes that are not UTF-8 arrive as surrogates)."""
+    if text is None:
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8 text; check the terminal's encoding or the file it came "
+                         "from.") from None
+
+
+def check_bounded(value: int | float | None, option: str, low, high, why: str = "") -> None:
+    """A number the user gave, inside the range a run can handle."""
+    if value is not None and not low <= value <= high:
+        raise UsageError(f"{option} must be between {low:,} and {high:,} (got {value:,}){why}.")
+
+
 def check_prompt(raw: dict, name: str, length: int, tokenizer, warn: Callable[[str], None]) -> None:
     """The prompt's tokens against the encoder's positions: refused past a learned table, warned past training."""
     if length == 0:
         raise UsageError("PROMPT tokenizes to no tokens.")
+    if length > MAX_SOURCE_TOKENS:
+        raise UsageError(f"PROMPT is {length:,} tokens long; t5peek shows runs of up to {MAX_SOURCE_TOKENS:,} source "
+                         "tokens (every step keeps its attention over all of them).")
     _check(encoder_limit(raw, tokenizer), length, f"PROMPT is {length:,} tokens long", name, warn)
 
 

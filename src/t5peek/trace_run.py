@@ -18,6 +18,10 @@ GREEDY_NOTE = ("greedy = the highest-scoring token at each step, from the raw lo
 
 def check_arguments(prompt: str, target: str | None, depth: int | None, steps: int | None) -> None:
     """Usage errors that need nothing but the arguments themselves."""
+    seq2seq.check_text(prompt, "PROMPT")
+    seq2seq.check_text(target, "--target")
+    if steps is not None and steps > 0:
+        seq2seq.check_bounded(steps, "--steps", 1, seq2seq.MAX_TRACE_STEPS, "; each step records every module")
     if not prompt or not prompt.strip():
         raise UsageError("PROMPT is empty; give the text to trace, e.g. t5peek trace \"the house is small\".")
     if target is not None and not target.strip():
