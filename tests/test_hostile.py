@@ -77,3 +77,16 @@ def test_json_keeps_the_true_token(hostile):
 def test_unbounded_or_invalid_requests_are_usage_errors(args, words):
     run = run_t5peek(*args)
     assert_known_outcome(run, 2, words)
+
+
+@pytest.mark.parametrize("key, value", [("num_layers", 10**6), ("d_model", -8), ("vocab_size", "many"),
+                                        ("num_heads", True)])
+def test_impossible_config_sizes_are_refused_before_anything_is_built(tmp_path, key, value):
+    folder = tmp_path / "model"
+    shutil.copytree(DEMO, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config[key] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    for args in (("info", folder), ("arch", folder), ("generate", "-m", folder, PROMPT, "-n", "2")):
+        run = run_t5peek(*args, timeout=60)
+        assert_known_outcome(run, 1, "config.json of", "t5peek reads configs with a whole number")
