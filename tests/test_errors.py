@@ -244,3 +244,23 @@ def test_pickle_index_naming_a_shard_outside_the_folder_is_refused(copy_model, t
                   "-n", "2")):
         run = run_t5peek(*args)
         assert_known_outcome(run, 3, "outside the model folder")
+
+
+def test_a_token_file_token_of_any_shape_is_redacted(loophub, tmp_path, monkeypatch):
+    """huggingface_hub sends the token from its token file; a server that echoes it must not get it printed,
+    even under --debug and even when it does not look like `hf_…`."""
+    import os
+
+    from helpers import run_t5peek
+
+    secret = "custom-token-Zq81xW"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "token").write_text(secret + "\n")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    loophub.mode = "error:400"
+    for extra in ([], ["--debug"], ["--json"]):
+        run = run_t5peek("info", "org/model", *extra, env={"HF_HOME": str(home)}, allowed_ports=(loophub.port,))
+        assert run.exit_code == 1
+        assert secret not in run.stdout + run.stderr, extra
+    assert os.environ.get("HF_TOKEN") is None

@@ -73,12 +73,23 @@ _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
 
 
 def redact(text: str) -> str:
-    """Remove anything that looks like a Hugging Face token, and the value of HF_TOKEN itself."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        secret = os.environ.get(name)
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    """Remove anything that looks like a Hugging Face token, and the token itself wherever it is kept: HF_TOKEN
+    and the token file huggingface_hub reads (HF_TOKEN_PATH, or `token` in HF_HOME), whatever its shape."""
+    for secret in _secrets():
+        text = text.replace(secret, "***")
     return _TOKEN_PATTERN.sub("hf_***", text)
+
+
+def _secrets() -> list[str]:
+    found = [os.environ.get(name, "").strip() for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")]
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    path = os.path.expanduser(os.environ.get("HF_TOKEN_PATH") or os.path.join(home, "token"))
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            found.append(file.read(4096).strip())
+    except OSError:
+        pass
+    return [secret for secret in found if len(secret) >= 4]
 
 
 UNREACHABLE_HINT = ("Check the connection (and HF_ENDPOINT if set); models already in the cache work without "
