@@ -90,3 +90,14 @@ def test_impossible_config_sizes_are_refused_before_anything_is_built(tmp_path, 
     for args in (("info", folder), ("arch", folder), ("generate", "-m", folder, PROMPT, "-n", "2")):
         run = run_t5peek(*args, timeout=60)
         assert_known_outcome(run, 1, "config.json of", "t5peek reads configs with a whole number")
+
+
+def test_a_folder_without_tokenizer_files_is_refused_not_decoded_as_unk(tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(DEMO, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (folder / name).unlink()
+    for args in (("generate", "-m", folder, PROMPT, "-n", "2"), ("trace", "-m", folder, PROMPT, "-n", "1")):
+        run = run_t5peek(*args)
+        assert_known_outcome(run, 1, "has no tokenizer files")
+        assert "<unk>" not in run.stdout

@@ -7,7 +7,7 @@ T5 names its parts `SelfAttention`, `EncDecAttention`, `DenseReluDense`; BART na
 from __future__ import annotations
 
 import re
-from t5peek.errors import UnsupportedModel
+from t5peek.errors import BadCheckpoint, UnsupportedModel
 
 EMBEDDING = "embedding"
 POSITION = "position"
@@ -180,3 +180,24 @@ def config_value(raw_config: dict, field: str):
         if value is not None:
             return value
     return None
+
+
+# Far beyond any published encoder-decoder (flan-t5-xxl: 24 layers, d_model 4096, d_ff 10240, 64 heads), and
+# small enough that building the model on the meta device stays quick. A config past them is damaged or hostile.
+SIZE_LIMITS = {"encoder_layers": 1024, "decoder_layers": 1024, "d_model": 1 << 17, "heads": 4096,
+               "decoder_heads": 4096, "d_ff": 1 << 20, "vocab_size": 1 << 24}
+
+
+def check_sizes(raw: dict, name: str) -> None:
+    """The sizes config.json gives, checked before anything is built from them."""
+    for part in (raw, raw.get("encoder"), raw.get("decoder")):
+        if not isinstance(part, dict):
+            continue
+        for field, limit in SIZE_LIMITS.items():
+            value = config_value(part, field)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
+                raise BadCheckpoint(f"config.json of '{name}' gives {field} = {value!r}; t5peek reads configs with "
+                                    f"a whole number from 1 to {limit:,} there.",
+                                    hint="The file is damaged or not a real model's config.")

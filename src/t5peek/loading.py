@@ -102,29 +102,8 @@ def read_config(resolved: ResolvedModel) -> dict:
         raise Refused(f"'{resolved.name}' asks to run its own Python code (auto_map in config.json); "
                       "t5peek never runs remote code.")
     check_encoder_decoder(raw, resolved.name)
-    check_sizes(raw, resolved.name)
+    anatomy.check_sizes(raw, resolved.name)
     return raw
-
-
-# Far beyond any published encoder-decoder (flan-t5-xxl: 24 layers, d_model 4096, d_ff 10240, 64 heads), and
-# small enough that building the model on the meta device stays quick. A config past them is damaged or hostile.
-SIZE_LIMITS = {"encoder_layers": 1024, "decoder_layers": 1024, "d_model": 1 << 17, "heads": 4096,
-               "decoder_heads": 4096, "d_ff": 1 << 20, "vocab_size": 1 << 24}
-
-
-def check_sizes(raw: dict, name: str) -> None:
-    """The sizes config.json gives, checked before anything is built from them."""
-    for part in (raw, raw.get("encoder"), raw.get("decoder")):
-        if not isinstance(part, dict):
-            continue
-        for field, limit in SIZE_LIMITS.items():
-            value = anatomy.config_value(part, field)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-                raise BadCheckpoint(f"config.json of '{name}' gives {field} = {value!r}; t5peek reads configs with "
-                                    f"a whole number from 1 to {limit:,} there.",
-                                    hint="The file is damaged or not a real model's config.")
 
 
 def check_encoder_decoder(raw: dict, name: str) -> None:
@@ -432,6 +411,9 @@ def _from_pretrained(resolved: ResolvedModel, checkpoint: CheckpointIndex, torch
 def load_tokenizer(resolved: ResolvedModel):
     from transformers import AutoTokenizer
 
+    if not any((resolved.folder / name).is_file() for name in _TOKENIZER_FILES):
+        raise BadCheckpoint(f"'{resolved.name}' has no tokenizer files ({', '.join(_TOKENIZER_FILES[:4])}, …): "
+                            "without its own tokenizer, text cannot become the ids the model was trained on.")
     try:
         return AutoTokenizer.from_pretrained(str(resolved.folder), trust_remote_code=False)
     except Exception as exc:  # noqa: BLE001 - any tokenizer failure is one message
