@@ -226,8 +226,6 @@ def _write_json(data: dict) -> None:
 def cli_command(func: Callable) -> Callable:
     """Wire a Typer command `<name>_command` to the one error handler: its `debug` option decides on
     tracebacks, its `json` option on whether a failure is also written to stdout as a JSON error document."""
-    import functools
-
     command = func.__name__.removesuffix("_command")
 
     @functools.wraps(func)

@@ -32,7 +32,7 @@ def decoder_config(raw: dict) -> dict:
 
 def relative_positions(raw: dict) -> bool:
     """T5-family models encode relative positions: no learned table caps the sequence length."""
-    return anatomy.FAMILIES.get(raw.get("model_type")) == "t5"
+    return anatomy.position_kind(raw.get("model_type")) == anatomy.RELATIVE
 
 
 @dataclass(frozen=True)
