@@ -291,6 +291,45 @@ def test_a_held_cache_lock_is_reported_and_ctrl_c_ends_the_wait(loophub, tiny_t5
             child.wait()
 
 
+def test_ctrl_c_stops_a_weight_download_at_once(loophub, tiny_t5, tmp_path):
+    """The weights arrive slowly (20 KB/s, about 9 s for this file): Ctrl-C in the middle ends t5peek within a
+    second, where snapshot_download's thread pool waited for the file to finish."""
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    loophub.add_repo("acme/tiny-t5", tiny_t5)
+    loophub.throttle["model.safetensors"] = 20_000
+    cache = tmp_path / "cache"
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_ENDPOINT": loophub.url, "T5PEEK_HUB_TIMEOUT": "30"}
+    child = subprocess.Popen([shutil.which("t5peek"), "generate", "-m", "acme/tiny-t5", PROMPT], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not list(cache.rglob("*.incomplete")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(cache.rglob("*.incomplete")), "the weight download never started"
+        time.sleep(0.5)
+        interrupted = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=30)
+        waited = time.monotonic() - interrupted
+        reader.join(timeout=5)
+        said = "".join(lines)
+        assert child.returncode == 130, said
+        assert waited < 1.5, f"Ctrl-C took {waited:.1f} s"
+        assert "interrupted" in said and "Traceback" not in said
+        assert not list(cache.rglob("model.safetensors")), "the download was not cut short"
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_a_cache_that_cannot_be_written_is_one_line(loophub, tiny_t5, tmp_path):
     loophub.add_repo("acme/tiny-t5", tiny_t5)
     blocker = tmp_path / "not-a-folder"

@@ -247,7 +247,10 @@ def fetch_headers(repo_id: str, commit: str | None, revision: str | None):
 
 
 def fetch_snapshot(repo_id: str, revision: str | None, folder: Path, patterns: list[str], complete) -> Path:
-    """The files matching `patterns` at the commit of `folder`, downloaded unless `complete(folder)` already."""
+    """The files matching `patterns` at the commit of `folder`, downloaded unless `complete(folder)` already.
+
+    The files come one after the other in this thread, not through snapshot_download's thread pool: Ctrl-C then
+    stops a download between two chunks, where the pool would first wait for every file in flight to finish."""
     if complete(folder):
         return folder
     commit = _commit_of(folder)
@@ -256,12 +259,18 @@ def fetch_snapshot(repo_id: str, revision: str | None, folder: Path, patterns: l
                             "not being asked (offline).",
                             hint="Run once online to download them.")
     _prepare()
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.utils import filter_repo_objects
 
     probe(repo_id, commit or revision)
     try:
+        files = HfApi(endpoint=endpoint()).list_repo_files(repo_id, revision=commit or revision)
+        snapshot = folder
         with _reporting_lock_waits():
-            return Path(snapshot_download(repo_id, revision=commit or revision, cache_dir=str(cache_dir()),
-                                          allow_patterns=patterns, endpoint=endpoint()))
+            for name in filter_repo_objects(files, allow_patterns=patterns):
+                path = Path(hf_hub_download(repo_id, name, revision=commit or revision, cache_dir=str(cache_dir()),
+                                            endpoint=endpoint()))
+                snapshot = path.parents[len(Path(name).parts) - 1]
+        return snapshot
     except Exception as exc:  # noqa: BLE001 - translated
         raise _translate(exc, repo_id, revision) from exc

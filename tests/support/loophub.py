@@ -8,7 +8,8 @@ It answers what huggingface_hub sends (read from its file_download, _snapshot_do
 
 and the Hub's error replies, named by X-Error-Code: RepoNotFound, GatedRepo, RevisionNotFound, EntryNotFound.
 It can also misbehave on purpose: `mode = "hang"` accepts connections and never answers, `mode = "close"`
-closes them without a reply, `mode = "error:500"` answers every request with that status.
+closes them without a reply, `mode = "error:500"` answers every request with that status, and
+`throttle = {"model.safetensors": 20_000}` sends that file's body at that many bytes per second.
 
 It counts the requests it answers and the body bytes it sends, so tests can say "headers only" or "no request".
 """
@@ -59,6 +60,7 @@ class LoopbackHub:
         self.repos: dict[str, Repo] = {}
         self.requests: list[Request] = []
         self.mode = "normal"
+        self.throttle: dict[str, float] = {}  # file name in the repo → bytes per second of its body
         self._lock = threading.Lock()
         self._stop = threading.Event()
         hub = self
@@ -208,11 +210,15 @@ class LoopbackHub:
             handler.send_header(key, value)
         handler.end_headers()
         sent = 0
+        rate = self.throttle.get(match["file"])
+        piece = max(1, int(rate // 20)) if rate else 1 << 20
         if body:
             with open(source, "rb") as stream:
                 stream.seek(start)
                 while sent < length:
-                    chunk = stream.read(min(1 << 20, length - sent))
+                    chunk = stream.read(min(piece, length - sent))
+                    if rate:
+                        time.sleep(len(chunk) / rate)
                     if not chunk:
                         break
                     try:
