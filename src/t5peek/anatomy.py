@@ -201,3 +201,17 @@ def check_sizes(raw: dict, name: str) -> None:
                 raise BadCheckpoint(f"config.json of '{name}' gives {field} = {value!r}; t5peek reads configs with "
                                     f"a whole number from 1 to {limit:,} there.",
                                     hint="The file is damaged or not a real model's config.")
+        _check_relative_positions(part, name)
+
+
+def _check_relative_positions(part: dict, name: str) -> None:
+    """T5's bucketed relative positions divide by log(max distance / exact buckets): both must leave room."""
+    if part.get("relative_attention_num_buckets") is None and part.get("relative_attention_max_distance") is None:
+        return
+    buckets, distance = relative_buckets(part)
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (buckets, distance))
+    if not whole or not 4 <= buckets <= 4096 or not buckets // 2 < distance <= 1 << 24:
+        raise BadCheckpoint(f"config.json of '{name}' gives relative_attention_num_buckets = {buckets!r} and "
+                            f"relative_attention_max_distance = {distance!r}; T5's relative positions need 4 to "
+                            "4,096 buckets and a max distance above half the buckets.",
+                            hint="The file is damaged or not a real model's config.")
