@@ -18,6 +18,8 @@ import typing
 from pathlib import Path
 
 from t5peek.arch import ArchReport
+from t5peek.attend.records import AttendReport
+from t5peek.budget.records import BudgetReport
 from t5peek.generate.records import DecodeRun
 from t5peek.info import ModelInfo
 from t5peek.jsonable import SCHEMA_VERSION
@@ -26,13 +28,16 @@ from t5peek.trace.records import TraceReport
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "t5peek" / "schemas"
 COMMANDS = {"info": ModelInfo, "arch": ArchReport, "params": ParamReport, "trace": TraceReport,
-            "generate": DecodeRun}
+            "generate": DecodeRun, "attend": AttendReport, "budget": BudgetReport}
 DESCRIPTIONS = {
     "info": "A one-screen summary of a model from config.json and the checkpoint headers.",
     "arch": "The module tree: repeated blocks collapsed, parameters per node.",
     "params": "Exact parameter counts, broken down, and memory per dtype.",
     "trace": "Every module call of one run: shapes, dtype, device, time, attention and cache.",
     "generate": "Each decoding step: decoder input, top-k candidates, the choice and where the decoder looked.",
+    "attend": "One attention head at one query position: q, each key's score and weight, the head's output and its "
+              "contribution, recomputed from the module's weights and checked against the module.",
+    "budget": "Memory and FLOPs of generate() or of one fine-tuning step, from config.json and the headers alone.",
 }
 # what a record's json_fields() writes beyond (or instead of) its dataclass fields
 DROPPED = {TraceReport: {"explain"}, DecodeRun: {"head_attention"}}

@@ -264,3 +264,18 @@ def test_a_token_file_token_of_any_shape_is_redacted(loophub, tmp_path, monkeypa
         assert run.exit_code == 1
         assert secret not in run.stdout + run.stderr, extra
     assert os.environ.get("HF_TOKEN") is None
+
+
+def test_memory_precheck_counts_the_caches_and_activations_of_the_run(monkeypatch, tiny_t5):
+    """The weights alone fit; the run's caches and activations (t5peek.budget's estimate) do not."""
+    from t5peek import loading, placement
+    from t5peek.checkpoint import read_local_checkpoint
+
+    import torch
+
+    weights = placement.weights_bytes(read_local_checkpoint(tiny_t5, tiny_t5), torch.float32)
+    monkeypatch.setattr(placement, "available_memory", lambda device: weights + 1)
+    monkeypatch.setattr(loading, "_from_pretrained", lambda *a, **k: pytest.fail("weights were loaded"))
+    result = run_cli("trace", "-m", str(tiny_t5), "the house is small", "--steps", "4")
+    assert_clean_error(result, 1, "for its weights and", "caches and activations of this run",
+                       "source tokens, 4 new tokens", "t5peek budget")

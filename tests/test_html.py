@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import re
@@ -54,10 +55,68 @@ def test_page_is_self_contained(runs, name):
     run = runs[name]
     assert data["output_ids"] == list(run.output_ids)
     assert len(data["steps"]) == len(run.steps)
-    assert len(data["head_attention"]) == len(run.steps)
-    assert len(data["head_attention"][0]) == run.decoder_layers
-    assert len(data["head_attention"][0][0]) == run.heads
-    assert len(data["head_attention"][0][0][0]) == len(run.source_tokens)
+    assert "head_attention" not in data  # packed: one byte per weight, deflated
+    assert data["attention"]["cross"]["shape"] == [len(run.steps), run.decoder_layers, run.heads,
+                                                   len(run.source_tokens)]
+
+
+def _unpacked(data: dict, part: str):
+    import numpy as np
+
+    packed = data["attention"][part]
+    quantized = np.frombuffer(zlib.decompress(base64.b64decode(packed["data"])), dtype=np.uint8)
+    return np.where(quantized == 255, np.nan, quantized / 254.0)
+
+
+@pytest.mark.parametrize("name", ["t5", "bart-beam"])
+def test_packed_attention_holds_every_layer_and_head_to_within_a_byte(runs, name):
+    """Cross-attention, encoder and decoder self-attention: each weight to within half a step of 1/254."""
+    import numpy as np
+
+    run = runs[name]
+    data = report_data(run)
+    cross = np.asarray(run.head_attention).ravel()
+    encoder = np.asarray(run.encoder_head_attention).ravel()
+    decoder = np.concatenate([np.asarray(step).ravel() for step in run.decoder_head_attention])
+    source, steps = len(run.source_tokens), len(run.steps)
+    assert np.asarray(run.encoder_head_attention).shape[2:] == (source, source)
+    assert [np.asarray(step).shape[-1] for step in run.decoder_head_attention] == list(range(1, steps + 1))
+    for part, exact in (("cross", cross), ("encoder", encoder), ("decoder", decoder)):
+        assert np.abs(_unpacked(data, part) - exact).max() <= 0.5 / 254 + 1e-6, part
+
+
+def test_nan_weights_are_marked_not_a_number(runs):
+    import math
+
+    run = runs["t5"]
+    heads = [[[list(head) for head in layer] for layer in step] for step in run.head_attention]
+    heads[0][0][0][0] = math.nan
+    data = report_data(dataclasses.replace(run, head_attention=tuple(heads)))
+    assert math.isnan(_unpacked(data, "cross")[0])
+
+
+def test_report_at_256_source_by_64_new_tokens_stays_under_2_mb(tmp_path):
+    """Every layer and head of cross, encoder and decoder self-attention of a flan-t5-small-shaped run (8 layers,
+    6 heads; attention maps do not depend on d_model, so a narrow model keeps the test quick)."""
+    from support.builders import t5_config
+    from transformers import AutoTokenizer, T5ForConditionalGeneration
+
+    from support.builders import build_tokenizer
+
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(t5_config(num_layers=8, num_heads=6, d_kv=8, d_model=48,
+                                                 feed_forward_proj="gated-gelu",
+                                                 attn_implementation="eager")).eval()
+    build_tokenizer(tmp_path, "t5")
+    tokenizer = AutoTokenizer.from_pretrained(str(tmp_path))
+    words = "the red house is small and the big dog sees a blue car".split()
+    ids = tokenizer(" ".join(words[i % len(words)] for i in range(255)), return_tensors="pt").input_ids
+    assert ids.shape == (1, 256)
+    run = decode(model, tokenizer, ids, DecodeSettings(requested={"max_new_tokens": 64, "min_new_tokens": 64},
+                                                       keep_heads=True))
+    assert len(run.steps) == 64 and run.encoder_head_attention and run.decoder_head_attention
+    page = write_html(dataclasses.replace(run, model="flan-t5-small-shaped", prompt="x"), tmp_path / "big.html")
+    assert page.stat().st_size <= 2 * 1024 * 1024
 
 
 def test_token_text_cannot_break_out_of_the_page(runs):
@@ -86,9 +145,10 @@ def test_non_finite_scores_are_json_strings(runs):
 
 
 def test_report_without_heads_still_renders_the_shown_layer(runs):
-    run = dataclasses.replace(runs["t5"], head_attention=None)
+    run = dataclasses.replace(runs["t5"], head_attention=None, encoder_head_attention=None,
+                              decoder_head_attention=None)
     data = _embedded(render_html(run))
-    assert data["head_attention"] is None
+    assert data["attention"]["cross"] is None and data["attention"]["encoder"] is None
     assert data["steps"][0]["cross_attention"]
 
 
@@ -106,7 +166,9 @@ def _chromium() -> str | None:
 def _browser(tmp_path: Path, *args: str, url: str) -> subprocess.CompletedProcess:
     binary = _chromium()
     profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    # virtual time lets the page finish inflating its maps (a promise) before the DOM is dumped
+    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+               "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
                "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args, url]
     return subprocess.run(command, capture_output=True, text=True, timeout=120)
@@ -152,15 +214,24 @@ def test_browser_draws_the_map_and_switches_heads(runs, tmp_path, name):
     assert f'<span id="prompt">{PROMPT}</span>' in dom.stdout
     assert f'data-rendered-cells="{cells}"' in dom.stdout
     assert f'data-layer="{run.layer}"' in dom.stdout and 'data-head="mean"' in dom.stdout
-    assert dom.stdout.count('class="cell"') == cells
+    source, steps = len(run.source_tokens), len(run.steps)
+    # the self-attention maps: the encoder's source x source, the decoder's causal triangle
+    assert f'data-encoder-cells="{source * source}"' in dom.stdout
+    assert f'data-decoder-cells="{steps * (steps + 1) // 2}"' in dom.stdout
+    assert dom.stdout.count('class="cell"') == cells + source * source + steps * (steps + 1) // 2
+    assert 'id="encoder-map"' in dom.stdout and 'id="decoder-map"' in dom.stdout
     assert 'id="step-0"' in dom.stdout  # the per-step top-k
 
-    # a link can pick layer 0, head 2: the first cell then shows that head's weight
-    dom = _browser(tmp_path, "--dump-dom", url=page.as_uri() + "#layer=0&head=2")
+    # a link can pick layer 0, head 2: the first cell then shows that head's weight (to within a byte)
+    dom = _browser(tmp_path, "--dump-dom", url=page.as_uri() + "#layer=0&head=2&encoder-layer=1&encoder-head=3")
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-layer="0"' in dom.stdout and 'data-head="2"' in dom.stdout
-    weight = run.head_attention[0][0][2][0]
+    weight = round(run.head_attention[0][0][2][0] * 254) / 254
     assert f': {round(weight, 4):.4f}"' in dom.stdout
+    encoder_weight = round(run.encoder_head_attention[1][3][0][0] * 254) / 254
+    first = run.source_tokens[0]
+    shown = f'{first} → {first}: {round(encoder_weight, 4):.4f}"'
+    assert shown in dom.stdout or shown.replace("<", "&lt;").replace(">", "&gt;") in dom.stdout
 
     shot = tmp_path / "shot.png"
     result = _browser(tmp_path, f"--screenshot={shot}", "--window-size=1200,900", url=page.as_uri())

@@ -45,6 +45,12 @@ COMMANDS = {
     "generate": lambda m: ("generate", "-m", m, PROMPT, "-n", "3"),
     "generate-beams": lambda m: ("generate", "-m", m, PROMPT, "-n", "3", "--num-beams", "2"),
     "generate-sample": lambda m: ("generate", "-m", m, PROMPT, "-n", "3", "--sample", "--seed", "1"),
+    "trace-compare": lambda m: ("trace", "-m", m, PROMPT, "--target", "das Haus", "--compare", "--depth", "0"),
+    "attend": lambda m: ("attend", "-m", m, PROMPT, "--step", "0", "--self"),
+    "attend-encoder": lambda m: ("attend", "-m", m, PROMPT, "--encoder", "--query", "2"),
+    "budget": lambda m: ("budget", m, "--batch", "2", "--source", "16", "--target", "8", "--num-beams", "2"),
+    "budget-train": lambda m: ("budget", m, "--source", "16", "--target", "8", "--mode", "train",
+                               "--gradient-checkpointing", "--optimizer", "adafactor"),
 }
 
 

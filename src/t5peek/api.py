@@ -24,6 +24,9 @@ from t5peek.session import RunOptions, Session, SourceOptions
 from t5peek.render.notebook import register_if_in_ipython
 from t5peek.trace_run import run_trace
 from t5peek.generate_run import GenerateRequest, run_generate
+from t5peek.budget.run import BudgetRequest, run_budget
+from t5peek.attend.run import AttendRequest, run_attend
+from t5peek.lens.run import LensRequest, run_lens
 
 VIEWS = ("component", "layer", "type")  # the breakdowns params() offers
 
@@ -96,25 +99,64 @@ class Model:
     # ------------------------------------------------------------------ weights
 
     def trace(self, prompt: str, target: str | None = None, steps: int | None = None, depth: int | None = None,
-              stats: bool = False, explain: bool = False, global_attention_mask=None):
+              stats: bool = False, explain: bool = False, global_attention_mask=None, compare: bool = False):
         """Run `prompt` under hooks: every module's shapes, in generation (`steps`, 3 by default) or teacher
-        forcing (`target`). `global_attention_mask` (LED only, shape [1, S]) gives tokens global attention."""
+        forcing (`target`). `global_attention_mask` (LED only, shape [1, S]) gives tokens global attention.
+        `compare` (with `target`; T5 and BART families) adds `.comparison`: teacher-forced logits against cached
+        steps fed the same tokens, free-running greedy with its first departure from the target, the causal mask."""
         return run_trace(self.session, prompt, target=target, steps=steps, depth=depth, stats=stats,
-                         explain=explain, global_attention_mask=global_attention_mask)
+                         explain=explain, global_attention_mask=global_attention_mask, compare=compare)
 
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, num_beams: int | None = None,
                  sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
                  seed: int | None = None, top_k: int = 5, layer: int | None = None, keep_heads: bool = False,
-                 task_params: bool = False, on_start: Callable | None = None, on_step: Callable | None = None):
+                 task_params: bool = False, self_attention: bool = False, occlusion: bool = False,
+                 on_start: Callable | None = None, on_step: Callable | None = None):
         """Decode `prompt` step by step; ids and scores equal `model.generate()` with the same settings.
 
         Like `model.generate()`, the config's task_specific_params are left out; `task_params=True` applies the
         settings of the task whose prefix `prompt` starts with, as `model.generate(**those_settings)` would.
+        `self_attention=True` also records the encoder's and the decoder's self-attention at `layer`;
+        `occlusion=True` re-scores the output with each source token replaced by the pad token (`run.occlusion`).
         `on_start(plan)` and `on_step(step)` are called as decoding goes (the CLI streams with them).
         """
         request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k,
-                                  layer, keep_heads, task_params)
+                                  layer, keep_heads, task_params, self_attention, occlusion)
         return run_generate(self.session, request, on_start=on_start, on_step=on_step)
+
+    def lens(self, prompt: str, *, target: str | None = None, max_new_tokens: int | None = None, top_k: int = 3):
+        """The logit lens and direct logit attribution of every decoder depth at every step: greedy generation
+        (`max_new_tokens`, 8 by default), or teacher forcing of `target`. Returns a `t5peek.lens.LensRun`."""
+        return run_lens(self.session, LensRequest(prompt, target, max_new_tokens, top_k))
+
+    def attend(self, prompt: str, *, layer: int | None = None, head: int = 0, step: int | None = None,
+               cross: bool | None = None, encoder: bool = False, query: int | None = None):
+        """One attention head, in numbers, recomputed from the module's weights and checked against it.
+
+        The decoder runs greedily to `step` (0 reads the start token) and the query is that decoder position,
+        attending to the source (`cross`, the default) or to decoder positions 0..step (`cross=False`);
+        `encoder=True` shows encoder self-attention at source position `query`. `layer` defaults to the last.
+        """
+        request = AttendRequest(prompt, layer=layer, head=head, step=step, cross=cross, encoder=encoder,
+                                query=query)
+        return run_attend(self.session, request)
+
+    def budget(self, *, batch: int = 1, source: int = 512, target: int = 128, mode: str = "generate",
+               num_beams: int = 1, optimizer: str = "adamw", gradient_checkpointing: bool = False,
+               device: str | None = None, plan_memory: dict | None = None):
+        """Memory and FLOPs of generate() (`mode="generate"`) or of one training step (`mode="train"`), from
+        config.json and the safetensors headers only; every byte and FLOP is an integer in the returned rows."""
+        from t5peek.budget.records import Mode
+        from t5peek.budget.training import Optimizer
+
+        choices = {"mode": (Mode, mode), "optimizer": (Optimizer, optimizer), "device": (None, device or "cpu")}
+        for option, (kind, value) in choices.items():
+            allowed = [m.value for m in kind] if kind else ["cpu", "cuda"]
+            if value not in allowed:
+                raise UsageError(f"{option} must be one of {', '.join(allowed)} (got {value!r}).")
+        request = BudgetRequest(batch, source, target, Mode(mode), num_beams, Optimizer(optimizer),
+                                gradient_checkpointing, self.session.run.dtype, device or "cpu")
+        return run_budget(self.session, request, normalize_max_memory(plan_memory))
 
     def tokens(self, text: str) -> tuple[str, ...]:
         """How the model's tokenizer splits `text`."""

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from t5peek import __version__
-from t5peek.commands import arch, generate, info, params, trace
+from t5peek.commands import arch, attend, budget, generate, info, lens, params, trace
 from t5peek.errors import ExitCode
 from t5peek.output import report_failure
 
@@ -249,6 +249,9 @@ app.command("arch", help=arch.HELP)(arch.arch_command)
 app.command("params", help=params.HELP)(params.params_command)
 app.command("trace", help=trace.HELP)(trace.trace_command)
 app.command("generate", help=generate.HELP)(generate.generate_command)
+app.command("lens", help=lens.HELP)(lens.lens_command)
+app.command("attend", help=attend.HELP)(attend.attend_command)
+app.command("budget", help=budget.HELP)(budget.budget_command)
 
 
 def main() -> None:

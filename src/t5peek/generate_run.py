@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from t5peek import anatomy, seq2seq
-from t5peek.errors import UsageError
+from t5peek.errors import UnsupportedModel, UsageError
 from t5peek.session import Session
 from t5peek.generate import task_for_prompt
 from t5peek.generate import decode, resolve_settings
@@ -28,6 +28,14 @@ class GenerateRequest:
     layer: int | None = None  # the decoder layer whose cross-attention is shown
     keep_heads: bool = False  # keep every head's attention (for the HTML report)
     task_params: bool = False  # apply the task_specific_params of the prompt's task prefix (--task-params)
+    self_attention: bool = False  # record the encoder's and the decoder's self-attention (--self)
+    occlusion: bool = False  # re-score the output with each source token replaced by the pad token (--occlusion)
+
+    @property
+    def new_views(self) -> str:
+        """The options of the views that follow only the T5 and BART families, as named on the command line."""
+        return " and ".join(name for name, asked in (("--self", self.self_attention),
+                                                    ("--occlusion", self.occlusion)) if asked)
 
 
 def check_request(request: GenerateRequest) -> None:
@@ -65,6 +73,10 @@ def check_request(request: GenerateRequest) -> None:
 def shown_top_k(session: Session, request: GenerateRequest) -> int:
     """Checks that need only config.json; returns the number of candidates to show."""
     raw, name, layer = session.config, session.name, request.layer
+    family = anatomy.FAMILIES.get(session.model_type)
+    if request.new_views and family not in ("t5", "bart"):
+        raise UnsupportedModel(f"{request.new_views} follow the T5 and BART families; '{name}' is a "
+                               f"{session.model_type} model.")
     layers = anatomy.config_value(raw, "decoder_layers")
     if layer is not None and isinstance(layers, int) and layer >= layers:
         raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")
@@ -113,6 +125,7 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
     tokenizer = session.tokenizer
     encoded = tokenizer(request.prompt, return_tensors="pt")
     seq2seq.check_prompt(session.config, session.name, encoded["input_ids"].shape[1], tokenizer, session.warn)
+    pad = occlusion_pad(session, tokenizer) if request.occlusion else None
     if request.max_new_tokens is not None:
         seq2seq.check_new_tokens(session.config, session.name, request.max_new_tokens, "--max-new-tokens",
                                  tokenizer, session.warn)
@@ -120,11 +133,29 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
     requested, seed, seed_source = requested_settings(session, loaded.model, request)
     settings = resolve_settings(session.config, request.prompt, requested, top_k=top_k, seed=seed,
                                 seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads,
-                                task_params=request.task_params)
+                                task_params=request.task_params, self_attention=request.self_attention)
     # a warning only for a run that goes ahead, after every usage error
     seq2seq.check_unknown(session.name, request.prompt, encoded["input_ids"][0].tolist(), tokenizer, session.warn)
     input_ids = encoded["input_ids"].to(loaded.device)
     attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
     run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,
                  on_start=on_start)
+    if pad is not None:
+        from t5peek.generate.occlusion import occlude
+
+        pad_token = seq2seq.token_strings(tokenizer, [pad])[0]
+        occlusion = occlude(loaded.model, input_ids, attention_mask, run, pad, pad_token,
+                            set(getattr(tokenizer, "all_special_ids", ())))
+        run = replace(run, occlusion=occlusion)
     return replace(run, model=session.name, prompt=request.prompt)
+
+
+def occlusion_pad(session: Session, tokenizer) -> int:
+    """The token that stands in for an occluded source token: the tokenizer's pad token (the config's without)."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        pad = session.config.get("pad_token_id")
+    if not isinstance(pad, int) or isinstance(pad, bool):
+        raise UsageError(f"--occlusion replaces source tokens by the pad token, and '{session.name}' has none "
+                         "(neither its tokenizer nor its config.json names one).")
+    return pad

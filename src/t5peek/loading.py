@@ -269,11 +269,12 @@ class LoadedModel:
 def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "auto", allow_pickle: bool = False,
                eager_attention: bool = False, with_tokenizer: bool = True, force: bool = False,
                device_map: str | None = None, max_memory: dict | None = None,
-               warn=lambda message: None) -> LoadedModel:
+               warn=lambda message: None, run_peak: int | None = None, run_what: str = "") -> LoadedModel:
     """Load weights (safetensors unless --allow-pickle) and the tokenizer, refusing partial checkpoints.
 
     With `device_map`/`max_memory`, accelerate's big-model loading splits the model over GPUs, the CPU and
-    disk offload (in a temporary folder removed at exit).
+    disk offload (in a temporary folder removed at exit). `run_peak` (bytes, weights included) is what the run
+    about to start needs at its peak, described by `run_what`: the memory check counts it when it is larger.
     """
     quiet_libraries()
     raw_config = read_config(resolved)
@@ -282,7 +283,7 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     headers = read_checkpoint(resolved)  # before any download: enough to check memory
     if not force and headers.tensors and not big_model:
         torch_dtype = resolve_dtype(dtype, device, headers, lambda _message: None)
-        placement.check_memory(resolved.name, headers, torch_dtype, device)
+        placement.check_memory(resolved.name, headers, torch_dtype, device, run_peak, run_what)
     resolved = download_weights(resolved, allow_pickle)
     checkpoint = read_local_checkpoint(resolved.folder, resolved.root)
     if checkpoint.format == "pickle" and not allow_pickle:

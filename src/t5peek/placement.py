@@ -134,13 +134,22 @@ def weights_bytes(checkpoint: CheckpointIndex, torch_dtype) -> int:
     return sum(t.numel for t in checkpoint.tensors.values()) * element if checkpoint.tensors else 0
 
 
-def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: str) -> None:
-    """Refuse to start a load that cannot fit, before any weight is read."""
-    needed = weights_bytes(checkpoint, torch_dtype)
+def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: str, run_peak: int | None = None,
+                 run_what: str = "") -> None:
+    """Refuse to start a load that cannot fit, before any weight is read. `run_peak` is what the run about to
+    start peaks at, weights included (t5peek.budget's estimate), described by `run_what`."""
+    weights = weights_bytes(checkpoint, torch_dtype)
+    needed = max(weights or 0, run_peak or 0)
     free = available_memory(device)
     if free is None or not needed or needed <= free:
         return
     gib = 1024 ** 3
+    if run_peak and weights and run_peak > weights:
+        raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB: {weights / gib:.1f} GiB for its weights "
+                              f"and {(run_peak - weights) / gib:.1f} GiB for the caches and activations of "
+                              f"{run_what}, but only {free / gib:.1f} GiB is free on {device}.",
+                              hint="Try a shorter prompt, fewer new tokens or beams, --dtype bfloat16, or --force "
+                              "to try anyway; `t5peek budget` shows where the memory goes.")
     raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB for its weights, but only "
                           f"{free / gib:.1f} GiB is free on {device}.",
                           hint="Try --dtype bfloat16, a smaller model, or --force to try anyway.")

@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Callable, ContextManager
 
 from t5peek import anatomy, loading
+from t5peek.budget.run import estimate_generate_peak
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.loading import ResolvedModel
 from t5peek import placement
@@ -44,6 +45,19 @@ class RunOptions:
     force: bool = False
     device_map: str | None = None
     max_memory: dict | None = None
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """The size of the run about to start, for the memory check before loading."""
+
+    source_tokens: int
+    new_tokens: int
+    beams: int = 1
+
+    def describe(self) -> str:
+        beams = f", {self.beams} beams" if self.beams > 1 else ""
+        return f"this run ({self.source_tokens} source tokens, {self.new_tokens} new tokens{beams})"
 
 
 @dataclass
@@ -97,18 +111,26 @@ class Session:
             loading.quiet_libraries()
             return loading.load_tokenizer(loading.download_tokenizer(self.resolved))
 
-    def weights(self, eager_attention: bool = True):
-        """The model with real weights (loaded once): the memory check comes before any weight download."""
+    def weights(self, eager_attention: bool = True, run: RunShape | None = None):
+        """The model with real weights (loaded once): the memory check comes before any weight download, and
+        counts the caches and activations of `run` when given."""
         if eager_attention in self._loaded:
             return self._loaded[eager_attention]
+        run_peak = self._run_peak(run) if run is not None and not self.run.force else None
         with self.progress(f"Loading the weights of {self.name}…"):
             loaded = loading.load_model(self.resolved, device=self.run.device, dtype=self.run.dtype,
                                         allow_pickle=self.run.allow_pickle, eager_attention=eager_attention,
                                         with_tokenizer=False, force=self.run.force,
                                         device_map=self.run.device_map, max_memory=self.run.max_memory,
-                                        warn=self.warn)
+                                        warn=self.warn, run_peak=run_peak, run_what=run.describe() if run else "")
         self._loaded[eager_attention] = loaded
         return loaded
+
+    def _run_peak(self, run: RunShape) -> int | None:
+        if not self.checkpoint.tensors:
+            return None
+        return estimate_generate_peak(self.config, self.checkpoint, run.source_tokens, run.new_tokens, run.beams,
+                                      dtype=self.run.dtype, device=self.run.device)
 
     def plan_split(self, max_memory: dict):
         """How accelerate would place the model over `max_memory`, planned on the meta model."""

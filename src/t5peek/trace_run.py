@@ -6,8 +6,9 @@ from dataclasses import replace
 
 from t5peek import seq2seq
 from t5peek.errors import UsageError
-from t5peek.session import Session
+from t5peek.session import RunShape, Session
 from t5peek.trace import trace_forward
+from t5peek.trace.compare import check_family, compare_runs
 
 DEFAULT_STEPS = 3
 EAGER_NOTE = ("attention was loaded in eager mode (attn_implementation='eager') so that attention weights exist; "
@@ -16,7 +17,8 @@ GREEDY_NOTE = ("greedy = the highest-scoring token at each step, from the raw lo
                "forced or banned tokens from the generation config).")
 
 
-def check_arguments(prompt: str, target: str | None, depth: int | None, steps: int | None) -> None:
+def check_arguments(prompt: str, target: str | None, depth: int | None, steps: int | None,
+                    compare: bool = False) -> None:
     """Usage errors that need nothing but the arguments themselves."""
     seq2seq.check_text(prompt, "PROMPT")
     seq2seq.check_text(target, "--target")
@@ -26,6 +28,9 @@ def check_arguments(prompt: str, target: str | None, depth: int | None, steps: i
         raise UsageError("PROMPT is empty; give the text to trace, e.g. t5peek trace \"the house is small\".")
     if target is not None and not target.strip():
         raise UsageError("--target is empty; give the target text, or leave --target out for generation.")
+    if compare and target is None:
+        raise UsageError("--compare needs --target: it sets teacher forcing against generation on the same "
+                         "target, e.g. --target \"das Haus ist klein\".")
     if depth is not None and depth < 0:
         raise UsageError(f"--depth must be 0 or more (got {depth}); 0 is the model itself.")
     if steps is not None and target is not None:
@@ -58,13 +63,20 @@ def encode(session: Session, prompt: str, target: str | None, steps: int):
 
 
 def run_trace(session: Session, prompt: str, *, target: str | None = None, steps: int | None = None,
-              depth: int | None = None, stats: bool = False, explain: bool = False, global_attention_mask=None):
+              depth: int | None = None, stats: bool = False, explain: bool = False, global_attention_mask=None,
+              compare: bool = False):
     """The TraceReport of `prompt`: the tokenizer and length checks come before any weight is loaded."""
-    check_arguments(prompt, target, depth, steps)
+    check_arguments(prompt, target, depth, steps, compare)
+    if compare and global_attention_mask is not None:
+        raise UsageError("compare does not take a global_attention_mask: its free-running greedy runs as "
+                         "model.generate() does, without one.")
     steps = DEFAULT_STEPS if steps is None else steps
     session.require("trace")
+    if compare:
+        check_family(session.model_type, session.name)
     input_ids, attention_mask, labels = encode(session, prompt, target, steps)
-    loaded = session.weights(eager_attention=True)
+    new_tokens = steps if labels is None else labels.shape[-1]
+    loaded = session.weights(eager_attention=True, run=RunShape(input_ids.shape[-1], new_tokens))
     device = loaded.device
     if global_attention_mask is not None:
         global_attention_mask = global_attention_mask.to(device)
@@ -73,7 +85,12 @@ def run_trace(session: Session, prompt: str, *, target: str | None = None, steps
                                target_ids=None if labels is None else labels.to(device), steps=steps, stats=stats,
                                tokenizer=session.tokenizer, model_name=session.name, prompt=prompt, target=target,
                                explain=explain, global_attention_mask=global_attention_mask)
-    return replace(report, notes=_notes(loaded, report, stats) + report.notes)
+    comparison = None
+    if compare:
+        with session.progress("Comparing teacher forcing with cached steps and free-running greedy…"):
+            comparison = compare_runs(loaded.model, session.tokenizer, input_ids.to(device),
+                                      attention_mask.to(device), labels.to(device))
+    return replace(report, notes=_notes(loaded, report, stats) + report.notes, comparison=comparison)
 
 
 def _notes(loaded, report, stats: bool) -> tuple[str, ...]:

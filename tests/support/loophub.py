@@ -172,6 +172,11 @@ class LoopbackHub:
             return self._json(handler, entries, body, rest)
         info = {"id": repo.repo_id, "modelId": repo.repo_id, "sha": commit, "private": False, "gated": False,
                 "disabled": False, "siblings": [{"rfilename": p} for p in repo.commits[commit]]}
+        config_file = repo.commits[commit].get("config.json")
+        if config_file is not None:  # the Hub's model card metadata, as accelerate's estimate-memory reads it
+            config = json.loads(config_file.read_text())
+            info.update(library_name="transformers", config={key: config[key] for key in ("architectures", "model_type")
+                                                              if key in config})
         return self._json(handler, info, body, rest)
 
     def _tree_entry(self, repo: Repo, commit: str, path: str) -> dict:

@@ -19,6 +19,12 @@ token, raw logit, probability after the logits processors), the token chosen and
 where the decoder looked in the source (cross-attention). At the end: the text, and the whole
 cross-attention map (generated tokens x source tokens) as a heatmap.
 
+--self adds the self-attention maps of the same layer: the encoder's (source x source) and the
+decoder's causal triangle (each step over the decoder input so far). --occlusion replaces each
+source token by the pad token in turn, re-scores the same output, and names per generated token the
+source token whose removal lowers its probability most, beside the one it attended to most:
+attention is not explanation, measured. Both follow the T5 and BART families.
+
 The tokens and scores are the ones model.generate() produces with the same settings. Settings come from
 the model's generation_config, then from task_specific_params when PROMPT starts with a task prefix
 (e.g. 'translate English to German: '), then from the options below; the header says which came from
@@ -33,6 +39,8 @@ Examples:
       --sample --temperature 0.7 --seed 1
   t5peek generate -m demo "translate English to German: the cat" \\
       --all-layers --html report.html
+  t5peek generate -m demo "translate English to Spanish: the red house is small" --self
+  t5peek generate -m demo "translate English to Spanish: the red house is small" --occlusion
 """
 
 
@@ -73,6 +81,14 @@ def generate_command(
                                               "config's task_specific_params, apply that task's settings (e.g. "
                                               "num_beams), as model.generate(**task_specific_params) would; "
                                               "model.generate() alone does not.")] = False,
+    self_attention: Annotated[bool, typer.Option("--self", help="Also show the self-attention maps of --layer "
+                                                 "(mean of heads): the encoder's, source x source, and the "
+                                                 "decoder's causal triangle. T5 and BART families.")] = False,
+    occlusion: Annotated[bool, typer.Option("--occlusion", help="Replace each source token by the pad token in "
+                                            "turn and re-score the output: per generated token, the source token "
+                                            "whose removal lowers its probability most, beside the attention "
+                                            "argmax. One batched pass per source token; T5 and BART "
+                                            "families.")] = False,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -89,7 +105,8 @@ def generate_command(
     from t5peek.generate_run import GenerateRequest, check_request
 
     request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k, layer,
-                              keep_heads=html is not None, task_params=task_params)
+                              keep_heads=html is not None, task_params=task_params, self_attention=self_attention,
+                              occlusion=occlusion)
     check_prompt_is_not_a_model(prompt, model is not None, "generate")
     check_request(request)
     check_html_target(html)
@@ -117,6 +134,8 @@ def _api_arguments(request) -> dict:
 def _stream(out: Output, peek, request, all_layers: bool):
     """Print the plan, then each step as it is computed, then the summary."""
     from t5peek.generate import BeamStep
+    from t5peek.render.occlusion import render_occlusion
+    from t5peek.render.self_attention import render_self_attention
     from t5peek.render.steps import render_beam_step, render_plan, render_step, render_summary
 
     plan_seen = {}
@@ -134,6 +153,8 @@ def _stream(out: Output, peek, request, all_layers: bool):
 
     run = peek.generate(**_api_arguments(request), on_start=on_start, on_step=on_step)
     render_summary(run, out.console)
+    render_self_attention(run, out.console)
+    render_occlusion(run, out.console)
     return run
 
 

@@ -19,6 +19,14 @@ new token per step (greedy) with a KV cache; the self-attention cache grows by o
 step, cross-attention keys/values are computed at step 0 and reused. With --target: teacher forcing
 (training), the whole target goes in at once, shifted right, under the causal mask.
 
+With --target and --compare (T5 and BART families): training vs inference. After the
+teacher-forcing trace come three more views of the same target: the teacher-forced logits
+against the decoder run one step at a time with a KV cache, fed the same tokens (max |diff| per
+position, within float tolerance); the causal mask, drawn once and measured on the attention
+weights; and free-running greedy decoding (what generate() does) for as many steps as the
+target has, marking the first position where the model's own choice departs from the target
+(exposure bias). Add --depth 0 to keep the module trace to one row.
+
 Attention runs in eager mode, so that the attention weights exist to be measured.
 
 Examples:
@@ -27,6 +35,8 @@ Examples:
   t5peek trace -m demo "translate English to German: the house is small"
   t5peek trace -m demo "translate English to German: the house is small" \\
       --target "das Haus ist klein"
+  t5peek trace -m demo "translate English to German: the red house is small" \\
+      --target "das blaue Haus ist klein" --compare --depth 0
   t5peek trace -m facebook/bart-base "a b c" --depth 5 --stats --json
 """
 
@@ -51,6 +61,9 @@ def trace_command(
                                         "output, and name the first module whose output is not finite.")] = False,
     explain: Annotated[bool, typer.Option("--explain", help="Add a one-line plain-language note for each "
                                           "kind of stage.")] = False,
+    compare: Annotated[bool, typer.Option("--compare", help="With --target: teacher forcing against cached "
+                                          "steps on the same tokens, the causal mask, then free-running greedy "
+                                          "and where it first departs from the target.")] = False,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -71,5 +84,6 @@ def trace_command(
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
-    report = peek.trace(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain)
+    report = peek.trace(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain,
+                        compare=compare)
     out.emit(report, render_trace)

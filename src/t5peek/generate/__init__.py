@@ -18,18 +18,20 @@ tests check token for token and score for score.
 
 Modules: `records` (what a run returns), `settings` (the layered settings, and every call to a private
 `GenerationMixin` method), `run` (the state one run shares between steps), `decode` (the entry point, greedy
-search and sampling), `beam` (beam search, mirroring `_beam_search`) and `beam_steps` (its records).
+search and sampling), `beam` (beam search, mirroring `_beam_search`) and `beam_steps` (its records);
+`occlusion` re-scores the output with each source token replaced by the pad token (--occlusion).
 """
 
 from __future__ import annotations
 
 from t5peek.generate.decode import decode
 from t5peek.generate.records import (BeamChoice, BeamHypothesis, BeamRow, BeamStep, Candidate, DecodePlan, DecodeRun,
-                                     LayerFocus, SettingValue, Step)
+                                     EncoderSelfAttention, LayerFocus, Occlusion, OcclusionRow, SettingValue, Step)
 from t5peek.generate.run import DecodeError
 from t5peek.generate.settings import DecodeSettings, resolve_settings, task_for_prompt
 
 __all__ = [
     "BeamChoice", "BeamHypothesis", "BeamRow", "BeamStep", "Candidate", "DecodeError", "DecodePlan", "DecodeRun",
-    "DecodeSettings", "LayerFocus", "SettingValue", "Step", "decode", "resolve_settings", "task_for_prompt",
+    "DecodeSettings", "EncoderSelfAttention", "LayerFocus", "Occlusion", "OcclusionRow", "SettingValue", "Step",
+    "decode", "resolve_settings", "task_for_prompt",
 ]

@@ -20,6 +20,8 @@ class Readings:
     prefixes: list  # every beam's decoder input so far
     scores_before: list  # every beam's cumulative score before this step
     continuations: list | None = None  # per continuation: (parent, token, logit, score, prob, cumulative)
+    self_stacked: Any = None  # (layers, beams, heads, keys) decoder self-attention, only when the heads are kept
+    self_shown: list | None = None  # [beam][key]: the shown layer's decoder self-attention, mean of heads (--self)
 
 
 def read_beams(run: _Run, step: int, outputs, logits, processed, flat_running_sequences, running_beam_scores,
@@ -27,8 +29,10 @@ def read_beams(run: _Run, step: int, outputs, logits, processed, flat_running_se
     """The step's top-k and cross-attention for every beam, and softmax(processed) (the candidates' probs)."""
     ids, top_logits, top_scores, top_probs, probs = run.candidates(logits, processed)
     stacked, attention = run.cross_attention(outputs)
+    self_stacked, self_shown = run.decoder_self_attention(outputs)
     readings = Readings((ids, top_logits, top_scores, top_probs), attention, stacked if run.keep_heads else None,
-                        flat_running_sequences.tolist(), running_beam_scores[0].tolist())
+                        flat_running_sequences.tolist(), running_beam_scores[0].tolist(), None, self_stacked,
+                        self_shown)
     for row, score in enumerate(readings.scores_before):
         if score > -1e8:  # the placeholder beams of the first step are not checked
             run.check_finite(step, top_scores[row][0], do_sample)
@@ -101,6 +105,8 @@ def build_path(run: _Run, output_ids: list[int], path_rows: list[int], per_step:
         run.steps.append(Step(step=step, input_ids=tuple(prefix), input_tokens=run.vocab(prefix), token_id=token_id,
                               token=chosen.token, rule=rule, chosen=chosen, chosen_rank=rank, top_k=top,
                               cross_attention=tuple(readings.attention.shown[row]),
-                              layers=run.focus(readings.attention, row), beam=row))
+                              layers=run.focus(readings.attention, row), beam=row,
+                              self_attention=None if readings.self_shown is None else tuple(readings.self_shown[row])))
         if readings.stacked is not None:
             run.heads.append(readings.stacked[:, row].cpu())
+            run.self_heads.append(readings.self_stacked[:, row].cpu())

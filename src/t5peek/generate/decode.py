@@ -8,7 +8,7 @@ from typing import Callable
 from t5peek.errors import UsageError
 from t5peek.generate.beam import beam_search
 from t5peek.generate.records import Candidate, DecodePlan, DecodeRun, Step
-from t5peek.generate.run import _Run, _Vocab, stop_reason
+from t5peek.generate.run import _Run, _Vocab, encoder_self_attention, stop_reason
 from t5peek.generate.settings import DecodeSettings, prepare, processors_and_criteria, setting_sources
 from t5peek.seq2seq import decoder_shape, new_cache
 
@@ -48,15 +48,20 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
         on_start(plan)
     state = _Run(model=model, config=config, strategy=strategy, processors=processors, criteria=criteria,
                  vocab=vocab, top_k=top_k, layer=layer, keep_heads=settings.keep_heads, on_step=on_step,
-                 source_tokens=plan.source_tokens)
+                 source_tokens=plan.source_tokens, self_attention=settings.self_attention)
+    encoder_attention = settings.self_attention or settings.keep_heads
 
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             encoder = model.get_encoder()
-            encoder_outputs = encoder(input_ids=input_ids, attention_mask=attention_mask, output_attentions=False,
-                                      output_hidden_states=False, return_dict=True)
+            encoder_outputs = encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                      output_attentions=encoder_attention, output_hidden_states=False,
+                                      return_dict=True)
+            encoder_map, encoder_heads = encoder_self_attention(
+                encoder_outputs.attentions if encoder_attention else None, input_ids.shape[1], settings.layer,
+                settings.self_attention, settings.keep_heads)
             cache = new_cache()
             if settings.seed is not None:
                 torch.manual_seed(settings.seed)
@@ -74,7 +79,8 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
         source_tokens=plan.source_tokens, layer=layer, decoder_layers=n_layers, heads=n_heads, top_k=top_k,
         steps=tuple(state.steps), output_ids=tuple(output_ids), output_text=vocab.text(output_ids),
         stop_reason=stop, beam_steps=tuple(state.beam_steps), sequence_score=sequence_score,
-        head_attention=state.head_attention(), notes=tuple(state.notes),
+        head_attention=state.head_attention(), notes=tuple(state.notes), encoder_self_attention=encoder_map,
+        encoder_head_attention=encoder_heads, decoder_head_attention=state.decoder_head_attention(),
     )
 
 
@@ -106,6 +112,7 @@ def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
         if has_eos_criteria:
             next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
         stacked, attention = run.cross_attention(outputs)
+        self_stacked, self_shown = run.decoder_self_attention(outputs)
         del outputs
         input_ids = torch.cat([input_ids, next_tokens[:, None]], dim=-1)
         unfinished = unfinished & ~run.criteria(input_ids, None)
@@ -120,9 +127,11 @@ def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
             chosen = Candidate(token_id, run.vocab.one(token_id), lg, sc, pr)
         if run.keep_heads:
             run.heads.append(stacked[:, 0].cpu())
+            run.self_heads.append(self_stacked[:, 0].cpu())
         record = Step(step=step, input_ids=tuple(prefix), input_tokens=run.vocab(prefix), token_id=token_id,
                       token=chosen.token, rule=rule, chosen=chosen, chosen_rank=rank, top_k=top,
-                      cross_attention=tuple(attention.shown[0]), layers=run.focus(attention, 0))
+                      cross_attention=tuple(attention.shown[0]), layers=run.focus(attention, 0),
+                      self_attention=tuple(self_shown[0]) if self_shown is not None else None)
         run.steps.append(record)
         if run.on_step is not None:
             run.on_step(record)

@@ -51,6 +51,12 @@ class Step:
     cross_attention: tuple[float, ...]  # layer `DecodeRun.layer`, mean of heads, one weight per source token
     layers: tuple[LayerFocus, ...]  # every decoder layer's strongest source token
     beam: int | None = None  # beam search: the running beam this step of the output extended
+    self_attention: tuple[float, ...] | None = None  # --self: layer `DecodeRun.layer`, mean of heads, step + 1 keys
+
+    def json_fields(self) -> dict:
+        """Every field; `self_attention` only when it was asked for (--self), so the default JSON is unchanged."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "self_attention" or self.self_attention is not None}
 
 
 @dataclass(frozen=True)
@@ -98,6 +104,49 @@ class BeamStep:
 
 
 @dataclass(frozen=True)
+class EncoderSelfAttention:
+    """How each source token attended to the others, in one encoder layer (mean of heads)."""
+
+    layer: int  # the encoder layer shown: --layer (the last one when not given, or when the encoder is shallower)
+    encoder_layers: int
+    heads: int
+    weights: tuple[tuple[float, ...], ...]  # [query source token][key source token], each row sums to 1
+
+
+@dataclass(frozen=True)
+class OcclusionRow:
+    """One generated token: the source token whose occlusion lowers its probability most, and the one the
+    decoder attended to most."""
+
+    step: int
+    token_id: int
+    token: str
+    probability: float  # p(token | full source), teacher-forced, softmax of the raw logits (no processors)
+    occlusion_index: int | None  # the source token whose replacement by the pad token drops it most
+    occlusion_token: str | None
+    drop: float | None  # probability - p(token | source with that token replaced); negative: it rose
+    attention_index: int | None  # the source token with the highest cross-attention weight (mean of heads)
+    attention_token: str | None
+    attention_weight: float | None
+    agree: bool  # both name the same source token
+
+
+@dataclass(frozen=True)
+class Occlusion:
+    """Attention beside occlusion: each source token in turn replaced by the pad token, the same output re-scored
+    teacher-forced (one pass per source token, batched)."""
+
+    pad_token_id: int
+    pad_token: str
+    layer: int  # the decoder layer whose cross-attention gives the attention argmax
+    occluded: tuple[bool, ...]  # per source token: replaced in turn (special tokens such as </s> are kept)
+    drops: tuple[tuple[float | None, ...], ...]  # [step][source token]: p(full) - p(occluded); null: not occluded
+    rows: tuple[OcclusionRow, ...]
+    agree: int  # steps where occlusion and attention name the same source token
+    total: int  # steps compared
+
+
+@dataclass(frozen=True)
 class SettingValue:
     """A generation setting's value and where it came from."""
 
@@ -135,9 +184,18 @@ class DecodeRun(DecodePlan):
     notes: tuple[str, ...] = ()
     model: str = ""  # the MODEL as named
     prompt: str = ""
+    encoder_self_attention: EncoderSelfAttention | None = None  # --self
+    # [layer][head][query][key] and [step][layer][head][key], kept with the heads (the HTML report)
+    encoder_head_attention: tuple | None = None
+    decoder_head_attention: tuple | None = None
+    occlusion: Occlusion | None = None  # --occlusion
 
     def json_fields(self, head_attention: bool = False) -> dict:
-        """The model and prompt first; the per-head attention only for the HTML report."""
+        """The model and prompt first; the per-head attention only for the HTML report; the views of --self and
+        --occlusion only when asked for, so that the default document is unchanged."""
+        heads = ("head_attention", "encoder_head_attention", "decoder_head_attention")
+        optional = ("encoder_self_attention", "occlusion")
         shown = {f.name: getattr(self, f.name) for f in fields(self)
-                 if f.name not in ("model", "prompt") and (head_attention or f.name != "head_attention")}
+                 if f.name not in ("model", "prompt") and (head_attention or f.name not in heads)
+                 and (f.name not in optional or getattr(self, f.name) is not None)}
         return {"model": self.model, "prompt": self.prompt, **shown}

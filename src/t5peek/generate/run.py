@@ -7,9 +7,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from t5peek.errors import T5PeekError
-from t5peek.generate.records import Candidate, LayerFocus
+from t5peek.errors import T5PeekError, UnsupportedModel
+from t5peek.generate.records import Candidate, EncoderSelfAttention, LayerFocus
 from t5peek.kinds import Strategy
+
 
 class DecodeError(T5PeekError):
     """Decoding cannot go on (e.g. the scores are NaN, so there is nothing to sample from)."""
@@ -68,16 +69,35 @@ class _Run:
     keep_heads: bool
     on_step: Callable | None
     source_tokens: tuple[str, ...]
+    self_attention: bool = False  # record the decoder's self-attention at the shown layer (--self)
     steps: list = field(default_factory=list)
     beam_steps: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     heads: list = field(default_factory=list)  # per step: tensor (layers, heads, source) of the output's path
+    self_heads: list = field(default_factory=list)  # per step: tensor (layers, heads, step + 1), the same path
 
     def head_attention(self):
         """[step][layer][head][source token] of the output's path, when kept (the HTML report)."""
         if not self.keep_heads:
             return None
         return tuple(h.tolist() for h in self.heads)
+
+    def decoder_head_attention(self):
+        """[step][layer][head][decoder input token] of the output's path, when kept (the HTML report)."""
+        if not self.keep_heads:
+            return None
+        return tuple(h.tolist() for h in self.self_heads)
+
+    def decoder_self_attention(self, outputs) -> tuple[Any, list | None]:
+        """Self-attention of the newest decoder position, (layers, beams, heads, keys) on the device when the heads
+        are kept, and the shown layer's head mean per beam (when --self asks for it)."""
+        if not (self.keep_heads or self.self_attention):
+            return None, None
+        import torch
+
+        stacked = torch.stack([a[:, :, -1, :] for a in outputs.decoder_attentions]).float()
+        shown = stacked[self.layer].mean(dim=1).tolist() if self.self_attention else None
+        return (stacked if self.keep_heads else None), shown
 
     def forward(self, encoder_outputs, attention_mask, decoder_input_ids, cache):
         """One decoder step on the cached encoder outputs, with the attentions."""
@@ -134,6 +154,27 @@ class _Run:
                                        "out every token.")
             if not self.notes:
                 self.notes.append(f"From step {step} on the scores are {what}; the choices are arbitrary.")
+
+
+def encoder_self_attention(attentions, source_length: int, layer: int | None, wanted: bool, keep_heads: bool):
+    """The encoder's self-attention: (the shown layer's mean of heads as a record when `wanted`, every layer's and
+    head's map as lists when `keep_heads`). Encoders whose attention is not a source x source map (local or
+    block-sparse attention: LongT5, LED, BigBird-Pegasus) are refused for --self and left out of the report."""
+    square = bool(attentions) and all(a is not None and tuple(a.shape[-2:]) == (source_length, source_length)
+                                      for a in attentions)
+    if not square:
+        if wanted:
+            raise UnsupportedModel("--self shows a source x source map, but this model's encoder attends locally "
+                                   "(windows or blocks), so its self-attention is not one.")
+        return None, None
+    import torch
+
+    stacked = torch.stack([a[0] for a in attentions]).float()  # (layers, heads, query, key)
+    layers, heads = stacked.shape[:2]
+    shown = layers - 1 if layer is None else min(layer, layers - 1)
+    record = EncoderSelfAttention(shown, layers, heads, tuple(tuple(row) for row in stacked[shown].mean(dim=0)
+                                                                    .tolist())) if wanted else None
+    return record, (stacked.cpu().tolist() if keep_heads else None)
 
 
 def stop_reason(config, output_ids: list[int]) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from t5peek.errors import UsageError
+from t5peek.errors import BadCheckpoint, UsageError
 from t5peek.generate.records import SettingValue
 from t5peek.kinds import Strategy
+from t5peek.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS
 
 # Settings shown to the user, in this order; the ones after `_ALWAYS` only when they do something.
 _ALWAYS = ("max_new_tokens", "num_beams", "do_sample", "decoder_start_token_id", "eos_token_id")
@@ -49,7 +50,8 @@ class DecodeSettings:
     seed: int | None = None  # torch.manual_seed(seed) right before decoding, as a caller would before generate()
     seed_source: str = "command line"
     layer: int | None = None  # decoder layer whose cross-attention is shown; None: the last
-    keep_heads: bool = False  # keep every layer's and head's cross-attention (for the HTML report)
+    keep_heads: bool = False  # keep every layer's and head's attention, self-attention too (the HTML report)
+    self_attention: bool = False  # record the encoder's and the decoder's self-attention at the shown layer
 
     @property
     def generate_kwargs(self) -> dict[str, Any]:
@@ -90,7 +92,8 @@ def _prefixes(raw_config: dict) -> dict[str, str]:
 
 def resolve_settings(raw_config: dict, prompt: str, requested: dict[str, Any], *, task_params: bool = False,
                      top_k: int = 5, seed: int | None = None, seed_source: str = "command line",
-                     layer: int | None = None, keep_heads: bool = False) -> DecodeSettings:
+                     layer: int | None = None, keep_heads: bool = False, self_attention: bool = False
+                     ) -> DecodeSettings:
     """Layer the settings: generation_config < task_specific_params (only with `task_params`, when the prompt has
     the task's prefix) < requested."""
     task, params = task_for_prompt(raw_config, prompt)
@@ -98,7 +101,7 @@ def resolve_settings(raw_config: dict, prompt: str, requested: dict[str, Any], *
     applied, available = (params, {}) if task_params else ({}, params)
     return DecodeSettings(requested=dict(requested), task=task, task_params=applied, task_prefix=prefix,
                           task_params_available=available, top_k=top_k, seed=seed, seed_source=seed_source,
-                          layer=layer, keep_heads=keep_heads)
+                          layer=layer, keep_heads=keep_heads, self_attention=self_attention)
 
 
 def prepare(model, settings: DecodeSettings, device):
@@ -112,6 +115,7 @@ def prepare(model, settings: DecodeSettings, device):
         raise UsageError(f"transformers refuses these generation settings: {str(exc).splitlines()[0]}") from exc
     if model_kwargs:
         raise UsageError(f"Not generation settings: {', '.join(sorted(model_kwargs))}.")
+    check_sizes(model, settings, config)
     mode = config.get_generation_mode().value
     if mode not in _SUPPORTED_MODES:
         raise UsageError(f"These settings ask for {mode.replace('_', ' ')}, which t5peek does not follow step by "
@@ -126,6 +130,42 @@ def prepare(model, settings: DecodeSettings, device):
     if config.max_length <= 1:
         raise UsageError(f"max_length is {config.max_length}: no room for a single new token.")
     return config, _SUPPORTED_MODES[mode], has_default_max_length
+
+
+# what a run can follow, whatever a model file asks for: (setting, lowest, highest)
+_SIZES = (("num_beams", 1, MAX_BEAMS), ("max_new_tokens", 1, MAX_NEW_TOKENS), ("max_length", 2, MAX_NEW_TOKENS + 1))
+_OVERRIDE = {"num_beams": "--num-beams 1", "max_new_tokens": "--max-new-tokens 20", "max_length": "--max-new-tokens 20"}
+
+
+def check_sizes(model, settings: DecodeSettings, config) -> None:
+    """Beam counts and lengths inside what a run can follow. A bad value from a model file is a bad model file
+    (exit 1) named with its field; from the caller it is a usage error."""
+    for key, low, high in _SIZES:
+        value = getattr(config, key, None)
+        if value is None or (key == "max_length" and config.max_new_tokens is not None):
+            continue  # max_new_tokens, when set, decides the length: generate() ignores max_length then
+        if not isinstance(value, bool) and isinstance(value, int) and low <= value <= high:
+            continue
+        shown = f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else repr(value)
+        bounds = f"t5peek follows {low:,} to {high:,}"
+        if key == "max_length" and isinstance(value, int) and value < low:
+            bounds += " (the decoder start token, then at least one new token)"
+        origin = _origin(model, settings, key)
+        if origin is None:
+            raise UsageError(f"{key} is {shown}; {bounds}.")
+        raise BadCheckpoint(f"{origin} sets {key} to {shown}; {bounds}.",
+                            hint=f"Fix the file, or override it on the command line (e.g. {_OVERRIDE[key]}).")
+
+
+def _origin(model, settings: DecodeSettings, key: str) -> str | None:
+    """The model file a setting's value came from, in words; None when the caller asked for it."""
+    if key in settings.requested:
+        return None
+    if key in settings.task_params:
+        return f"config.json (task_specific_params.{settings.task}.{key})"
+    if key in model.generation_config.to_diff_dict():
+        return "the model's generation_config.json"
+    return "the model's config.json"
 
 
 def processors_and_criteria(model, config, input_ids, tokenizer, device):

@@ -14,9 +14,8 @@ from rich.text import Text
 
 from t5peek.generate import BeamStep, DecodePlan, DecodeRun, Step
 from t5peek.render.format import Column, flow, grid, grid_width, probability
+from t5peek.render.heatmap import shade_lines
 
-SHADES = "·░▒▓█"
-_SHADE_STYLES = ("dim", "magenta", "magenta", "bold magenta", "bold magenta")
 _STRATEGY = {"greedy": "greedy search", "sample": "sampling", "beam": "beam search",
              "beam sample": "beam search with sampling"}
 _RULE = {"greedy": "greedy: highest score", "sampled": "sampled", "beam": "beam search",
@@ -45,10 +44,6 @@ def bar(prob: float, width: int = 10) -> str:
     eighths = max(1, round(prob * width * 8))
     full, rest = divmod(eighths, 8)
     return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
-
-
-def clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
 def show_token(token: str) -> str:
@@ -274,63 +269,8 @@ def render_summary(run: DecodeRun, console: Console) -> None:
 
 def heatmap_lines(run: DecodeRun, width: int = 100) -> list[Text]:
     """The generated tokens × source tokens map as lines of text, split into blocks of columns when too wide."""
-    rows = [step.cross_attention for step in run.steps]
-    labels = [show_token(step.token) for step in run.steps]
-    columns = [show_token(t) for t in run.source_tokens]
-    if not rows or not columns:
-        return [Text("(no steps)")]
-    strongest = max(max(row) for row in rows) or 1.0
-    # a label longer than a quarter of the width gets a line of its own above its row
-    label_width = min(max(4, width // 4), max(len(label) for label in labels))
-    focus = []
-    for row in rows:
-        best = max(range(len(row)), key=row.__getitem__)
-        name = _plain(columns[best]) + (f"[{best}]" if columns.count(columns[best]) > 1 else "")
-        focus.append(f"{name} {row[best]:.2f}")
-    room = max(10, width - label_width - 3 - max(len(f) for f in focus))
-    # two characters per cell reads best; one when two would need more than three blocks
-    cell = 2 if math.ceil(len(columns) * 2 / room) <= 3 else 1
-    blocks = math.ceil(len(columns) * cell / room)
-    per_block = math.ceil(len(columns) / blocks)
-    lines: list[Text] = []
-    for start in range(0, len(columns), per_block):
-        block = list(range(start, min(len(columns), start + per_block)))
-        if len(columns) > per_block:
-            lines.append(Text(f"source tokens {block[0]}-{block[-1]} of {len(columns)}", style="dim"))
-        lines.extend(_vertical_header(columns, block, label_width, cell))
-        for label, row, best in zip(labels, rows, focus):
-            if len(label) > label_width:
-                lines.append(Text(label))
-                label = ""
-            line = Text(label.rjust(label_width) + " │")
-            for index in block:
-                level = min(len(SHADES) - 1, int(row[index] / strongest * (len(SHADES) - 1) + 0.5))
-                line.append(SHADES[level] * cell, style=_SHADE_STYLES[level])
-            line.append("│ ")
-            line.append(best, style="dim")
-            lines.append(line)
-    steps = [f"{SHADES[i]} ≥{(i - 0.5) / (len(SHADES) - 1):.0%}" if i else f"{SHADES[0]} <12%"
-             for i in range(len(SHADES))]
-    legend = [Text(" " * (label_width + 2) + steps[0], style="dim")] + [Text("  " + s, style="dim") for s in steps[1:]]
-    legend += words(f"of the strongest weight ({strongest:.2f})", "dim", first="  ")
-    return lines + flow(legend, width, indent=label_width + 2)
-
-
-def _plain(token: str) -> str:
-    """A token without its word-start marker (SentencePiece ▁, byte-level BPE Ġ), for narrow labels."""
-    stripped = token.lstrip("▁Ġ")
-    return stripped or token
-
-
-def _vertical_header(columns: list[str], block: list[int], label_width: int, cell: int, depth: int = 6
-                     ) -> list[Text]:
-    names = [clip(_plain(columns[i]), depth) for i in block]
-    height = max(len(name) for name in names)
-    lines = []
-    for row in range(height):
-        chars = "".join((name[row] if row < len(name) else " ").ljust(cell) for name in names)
-        lines.append(Text((" " * (label_width + 2) + chars).rstrip(), style="bold"))
-    return lines
+    return shade_lines([step.cross_attention for step in run.steps], [show_token(step.token) for step in run.steps],
+                       [show_token(t) for t in run.source_tokens], width)
 
 
 def render_run(run: DecodeRun, console: Console, model: str = "", all_layers: bool = False) -> None:
@@ -343,3 +283,8 @@ def render_run(run: DecodeRun, console: Console, model: str = "", all_layers: bo
         for step in run.steps:
             render_step(step, console, run, all_layers)
     render_summary(run, console)
+    from t5peek.render.occlusion import render_occlusion  # these import this module
+    from t5peek.render.self_attention import render_self_attention
+
+    render_self_attention(run, console)
+    render_occlusion(run, console)

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from t5peek.render.arch import ROLE_STYLES
+from t5peek.render.compare import render_comparison
 from t5peek.render.format import probability
 from t5peek.trace import MODEL, STACK, VIEW_NOTES, CacheShape, Phase, Routing, TraceRecord, TraceReport, explanation_key
 from t5peek.trace.explain import explanation
@@ -59,6 +60,8 @@ def render_trace(report: TraceReport, console: Console) -> None:
                            style="bold red"))
     elif report.stats:
         console.print(Text("every output is finite (no NaN or inf).", style="green"))
+    if report.comparison is not None:
+        render_comparison(report.comparison, console)
     for note in report.notes:
         console.print(Text(f"note: {note}", style="yellow"))
 

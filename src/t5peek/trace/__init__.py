@@ -20,11 +20,13 @@ Without a depth, the block view: the stacks, embeddings, final norms and head, e
 each block its attention, feed-forward and norm sublayers.
 
 The package, one job a module: records (what a trace returns), explain (the notes for learners), plan (which
-modules to hook), probes (what a hook reads off a call), tracer (the hooks), views (trace_forward, the two views).
+modules to hook), probes (what a hook reads off a call), tracer (the hooks), views (trace_forward, the two views),
+compare (`--compare`: teacher forcing against cached steps on the same tokens, free-running greedy, the causal mask).
 """
 
 from __future__ import annotations
 
+from t5peek.trace.compare import CausalMask, Comparison, ForcedPosition, FreeRunPosition, compare_runs
 from t5peek.trace.explain import EXPLANATIONS, VIEW_NOTES, explanation_key
 from t5peek.trace.plan import BLOCK, MODEL, STACK, HookPlan, block_path, hook_plan, module_levels, select_modules
 from t5peek.trace.probes import attention_weights, routing_of, tensor_stats
@@ -40,4 +42,5 @@ __all__ = [
     "AttentionShape", "CacheLayerShape", "CacheShape", "DecodeStep", "NonFinite", "Phase", "Routing", "TensorStats",
     "TraceRecord", "TraceReport",
     "Tracer", "trace_forward",
+    "CausalMask", "Comparison", "ForcedPosition", "FreeRunPosition", "compare_runs",
 ]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 
 from t5peek import anatomy
 from t5peek.kinds import PhaseKind, View
+from t5peek.trace.compare import Comparison
 from t5peek.trace.explain import VIEW_NOTES, explanation, explanation_key
 from t5peek.trace.plan import KV_NAMES, MODEL, STACK
 
@@ -290,6 +291,7 @@ class TraceReport:
     explain: bool = False
     notes: tuple[str, ...] = ()
     design: BlockDesign | None = None
+    comparison: Comparison | None = None  # with --compare: teacher forcing against cached steps, free-running greedy
 
     def tokens_of(self, phase: Phase, record: TraceRecord) -> tuple[str, ...]:
         """The tokens a record's call ran on: the prompt in the encoder, the fed token(s) in the decoder."""

@@ -1,0 +1,100 @@
+"""Run the model to the query and keep what entered and left the one attention module.
+
+The encoder view runs the encoder once. The decoder views decode greedily (argmax of the raw logits) one token per
+step with the key/value cache, as generation does, up to step T: the decoder reads position T at step T, so its
+self-attention sees the positions 0..T that its cache holds, and cross-attention sees every source token.
+
+Hooks sit on that module alone: a forward pre-hook keeps the hidden states that entered it (after the sublayer's
+layer norm in T5), the mask, T5's position bias and, for cross-attention, the encoder output its keys and values
+come from; a forward hook keeps its output and the attention weights it returned; a pre-hook on the output
+projection keeps its input, the heads' outputs side by side. They keep references, not copies: the run costs what
+the same greedy run without hooks costs.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from t5peek import seq2seq
+from t5peek.attend.heads import HeadSite
+from t5peek.errors import UsageError
+
+
+@dataclass
+class Captured:
+    """What the hooks kept, as tensors on the model's device."""
+
+    inputs: list = field(default_factory=list)  # hidden states entering the module, one per call (per step)
+    key_value_states: object = None  # cross-attention: the encoder output keys and values are made from
+    mask: object = None  # the attention mask of the last call, as the module received it (None: nothing hidden)
+    position_bias: object = None  # T5: the position bias the module received in the last call
+    output: object = None  # the module's output of the last call
+    weights: object = None  # the attention weights the module returned in the last call
+    projection_input: object = None  # the output projection's input in the last call: every head's output
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """The greedy run up to the query."""
+
+    decoder_ids: tuple[int, ...]  # positions 0..T of the decoder input (start token, then T greedy tokens)
+    next_id: int | None  # the token picked at step T (decoder views)
+
+
+def _hidden(args, kwargs):
+    return args[0] if args else kwargs["hidden_states"]
+
+
+@contextmanager
+def hooks_on(site: HeadSite):
+    captured = Captured()
+
+    def before(_module, args, kwargs):
+        captured.inputs.append(_hidden(args, kwargs))
+        source = kwargs.get("key_value_states", kwargs.get("encoder_hidden_states"))  # umt5 names it the latter
+        if source is not None:
+            captured.key_value_states = source
+        captured.mask = kwargs.get("mask", kwargs.get("attention_mask"))
+        captured.position_bias = kwargs.get("position_bias")
+
+    def after(_module, _args, output):
+        captured.output, captured.weights = output[0], output[-1]
+
+    def projection(_module, args):
+        captured.projection_input = args[0]
+
+    handles = [site.module.register_forward_pre_hook(before, with_kwargs=True),
+               site.module.register_forward_hook(after),
+               site.output.register_forward_pre_hook(projection)]
+    try:
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def run_to_query(model, input_ids, attention_mask, step: int | None, tokenizer=None) -> Decoded:
+    """The encoder alone (`step` None), or greedy decoding through step `step`; the same with or without hooks."""
+    import torch
+
+    with torch.no_grad():
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
+        if step is None:
+            return Decoded((), None)
+        cache = seq2seq.new_cache()
+        eos = seq2seq.eos_ids(model)
+        decoder_ids = [seq2seq.decoder_start_id(model)]
+        device = input_ids.device
+        for current in range(step + 1):
+            fed = torch.tensor([[decoder_ids[-1]]], device=device)
+            output = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=fed,
+                           past_key_values=cache, use_cache=True, return_dict=True)
+            cache = output.past_key_values if output.past_key_values is not None else cache
+            chosen = int(output.logits[0, -1].argmax())
+            if current < step and chosen in eos:
+                token = seq2seq.token_strings(tokenizer, [chosen])[0]
+                raise UsageError(f"--step {step} is past the end: greedy decoding writes {token} at step {current}, "
+                                 f"so the decoder has a query at steps 0 to {current} only.")
+            decoder_ids.append(chosen)
+    return Decoded(tuple(decoder_ids[:-1]), decoder_ids[-1])

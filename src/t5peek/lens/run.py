@@ -1,0 +1,255 @@
+"""`lens` for one Session: check the request, tokenize, check lengths, load, then decode greedily (or teacher
+force `--target`) with hooks on the decoder's sublayers, reading every depth of every step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from t5peek import seq2seq
+from t5peek.errors import UsageError
+from t5peek.kinds import View
+from t5peek.lens.project import Reading, read
+from t5peek.lens.records import DepthReading, LensCandidate, LensRun, LensStep
+from t5peek.lens.stream import POST_NORM, Anatomy, Recorder, check_family, read_anatomy
+from t5peek.session import Session
+
+DEFAULT_NEW_TOKENS = 8
+DEFAULT_TOP_K = 3
+MAX_TOP_K = 100  # per depth per step: past this the record is mostly noise
+ROWS_PER_READ = 512  # (depth, step) rows read through the head at once while decoding
+POST_NORM_NOTE = ("post-norm model: each depth is read after its sublayer's LayerNorm, so the lens reads normalized "
+                  "states, and each increment is what the sublayer and its LayerNorm changed together.")
+PROCESSOR_NOTE = ("at step {step} the logits processors of the generation config chose '{token}', which is not "
+                  "the model's top-1 (rank {rank} at the last depth).")
+
+
+@dataclass(frozen=True)
+class LensRequest:
+    prompt: str
+    target: str | None = None  # teacher forcing instead of greedy generation
+    max_new_tokens: int | None = None  # generation; None: DEFAULT_NEW_TOKENS
+    top_k: int = DEFAULT_TOP_K  # tokens shown per depth
+
+
+def check_request(request: LensRequest) -> None:
+    """Usage errors that need nothing but the request itself."""
+    seq2seq.check_text(request.prompt, "PROMPT")
+    seq2seq.check_text(request.target, "--target")
+    if not request.prompt or not request.prompt.strip():
+        raise UsageError('PROMPT is empty; give the text to read, e.g. t5peek lens -m demo "translate English to '
+                         'Spanish: the red house is small".')
+    if request.target is not None and not request.target.strip():
+        raise UsageError("--target is empty; give the target text, or leave --target out for greedy generation.")
+    if request.target is not None and request.max_new_tokens is not None:
+        raise UsageError("--max-new-tokens counts generated tokens; with --target the decoder reads the whole "
+                         "target at once, so give one or the other.")
+    seq2seq.check_bounded(request.top_k, "--top-k", 1, MAX_TOP_K)
+    seq2seq.check_bounded(request.max_new_tokens, "--max-new-tokens", 1, seq2seq.MAX_NEW_TOKENS)
+
+
+def check_step(step: int | None, steps: int, what: str) -> None:
+    """`--step` against the steps a run has (or will have at most)."""
+    if step is not None and not 0 <= step < steps:
+        raise UsageError(f"--step {step} is out of range: {what} has steps 0 to {steps - 1}.")
+
+
+def run_lens(session: Session, request: LensRequest) -> LensRun:
+    """The LensRun of the request: tokenizer and length checks come before any weight is loaded."""
+    check_request(request)
+    session.require("lens")
+    check_family(session.model_type, session.name)
+    new_tokens = request.max_new_tokens or DEFAULT_NEW_TOKENS
+    input_ids, attention_mask, labels = _encode(session, request, new_tokens)
+    loaded = session.weights(eager_attention=True)
+    model = loaded.model
+    shape = read_anatomy(model, session.model_type)
+    top_k = min(request.top_k, shape.head.weight.shape[0])
+    input_ids, attention_mask = input_ids.to(loaded.device), attention_mask.to(loaded.device)
+    with session.progress("Reading every depth of the decoder…"):
+        if labels is None:
+            steps, ending, notes = _greedy(session, model, shape, input_ids, attention_mask, new_tokens, top_k)
+        else:
+            steps, ending, notes = _teacher_forced(session, model, shape, input_ids, attention_mask,
+                                                   labels.to(loaded.device), top_k)
+    output_ids, output_text, stop_reason, lens_error = ending
+    tokenizer = session.tokenizer
+    source_ids = tuple(input_ids[0].tolist())
+    head = shape.head
+    return LensRun(
+        model=session.name, prompt=request.prompt, target=request.target,
+        view=View.GENERATION if labels is None else View.TEACHER_FORCING, model_type=session.model_type,
+        norm_placement=shape.norm_placement, head=head.description,
+        lens_method=f"logit lens: each depth's stream through the model's own head, {head.description}, "
+                    "normalized with its own statistics",
+        method=_method(shape), source_ids=source_ids, source_tokens=seq2seq.token_strings(tokenizer, source_ids),
+        decoder_layers=shape.decoder_layers, depth_labels=tuple(tap.label for tap in shape.taps), top_k=top_k,
+        steps=tuple(steps), output_ids=output_ids, output_text=output_text, stop_reason=stop_reason,
+        lens_error=lens_error,
+        attribution_error=max(abs(sum(d.contribution for d in s.depths) + s.constant - s.logit) for s in steps),
+        notes=((POST_NORM_NOTE,) if shape.norm_placement == POST_NORM else ()) + _dtype_note(head) + tuple(notes))
+
+
+def _dtype_note(head) -> tuple[str, ...]:
+    dtype = str(head.weight.dtype).removeprefix("torch.")
+    if dtype == "float32":
+        return ()
+    return (f"the model runs in {dtype}: its own logits are rounded to {dtype}, so the pushes (summed in float32) "
+            "match them only to about 1e-1; --dtype float32 gives about 1e-5.",)
+
+
+def _method(shape: Anatomy) -> str:
+    head = shape.head
+    increments = ("what the sublayer and its LayerNorm changed" if shape.norm_placement == POST_NORM
+                  else "its output")
+    if head.norm is None:
+        through = "each part goes straight to lm_head's row of the chosen token (no final norm: the head is affine)"
+    else:
+        scale = ", × d_model**-0.5" if head.scale != 1.0 else ""
+        through = f"each part through {head.frozen}{scale}, then lm_head's row of the chosen token"
+    constants = [name for name, present in (("the final norm's bias", head.norm is not None and not head.rms),
+                                            ("final_logits_bias", head.bias is not None)) if present]
+    constant = f"; the constant is {' and '.join(constants)}" if constants else ""
+    return (f"direct logit attribution: the final stream = the embedding + one increment per sublayer ({increments});"
+            f" {through}; parts + constant = the logit{constant}")
+
+
+def _encode(session: Session, request: LensRequest, new_tokens: int):
+    tokenizer = session.tokenizer
+    encoded = tokenizer(request.prompt, return_tensors="pt")
+    input_ids = encoded["input_ids"]
+    attention_mask = encoded.get("attention_mask")
+    if attention_mask is None:
+        import torch
+
+        attention_mask = torch.ones_like(input_ids)
+    seq2seq.check_prompt(session.config, session.name, input_ids.shape[-1], tokenizer, session.warn)
+    labels = None
+    if request.target is not None:
+        labels = tokenizer(text_target=request.target, return_tensors="pt")["input_ids"]
+        seq2seq.check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
+    else:
+        seq2seq.check_new_tokens(session.config, session.name, new_tokens, "--max-new-tokens", tokenizer,
+                                 session.warn)
+    # warnings only for a run that goes ahead, after every usage error
+    seq2seq.check_unknown(session.name, request.prompt, input_ids[0].tolist(), tokenizer, session.warn)
+    if labels is not None:
+        seq2seq.check_unknown(session.name, request.target, labels[0].tolist(), tokenizer, session.warn, "--target")
+    return input_ids, attention_mask, labels
+
+
+class _ModelLogits:
+    """A hook on the model itself that keeps the last position's logits of each pass (the oracle of the lens)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.logits = None
+
+    def __enter__(self) -> "_ModelLogits":
+        self._handle = self.model.register_forward_hook(self._keep)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.remove()
+
+    def _keep(self, _module, _args, output) -> None:
+        self.logits = output.logits[0].detach()
+
+
+def _greedy(session: Session, model, shape: Anatomy, input_ids, attention_mask, new_tokens: int, top_k: int):
+    """Greedy decoding as `model.generate(do_sample=False, num_beams=1)` does it. The streams of each step are
+    kept and read a batch of steps at a time: one vocabulary matmul for many rows is far cheaper than one per step."""
+    import torch
+
+    from t5peek.generate import decode, resolve_settings
+
+    settings = resolve_settings(session.config, "", {"max_new_tokens": new_tokens, "do_sample": False,
+                                                     "num_beams": 1}, top_k=1)
+    steps: list[LensStep] = []
+    errors: list[float] = [0.0]
+    pending: list[tuple] = []  # (streams (depths, 1, d_model), model logits (1, vocab), step)
+    tokens = _Tokens(session.tokenizer)
+    batch = max(1, ROWS_PER_READ // len(shape.taps))
+
+    def flush() -> None:
+        if not pending:
+            return
+        streams = torch.cat([p[0] for p in pending], dim=1)
+        chosen = torch.tensor([p[2].token_id for p in pending])
+        reading = read(shape.head, streams, chosen, top_k, torch.cat([p[1] for p in pending]))
+        errors.append(reading.final_error)
+        for position, (_, _, step) in enumerate(pending):
+            steps.append(_step(reading, position, step.step, step.input_ids[-1], step.token_id, shape, tokens))
+        pending.clear()
+
+    def on_step(step) -> None:
+        pending.append((recorder.take(), own.logits[-1:], step))
+        if len(pending) >= batch:
+            flush()
+
+    with Recorder(shape.taps) as recorder, _ModelLogits(model) as own:
+        run = decode(model, session.tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask)
+    flush()
+    notes = [PROCESSOR_NOTE.format(step=s.step, token=s.token, rank=s.depths[-1].rank) for s in steps
+             if s.depths[-1].rank != 1]
+    return steps, (run.output_ids, run.output_text, run.stop_reason, max(errors)), notes
+
+
+def _teacher_forced(session: Session, model, shape: Anatomy, input_ids, attention_mask, labels, top_k: int):
+    """One forward with the target as labels: every position read at once."""
+    import torch
+
+    decoder_input_ids = seq2seq.shift_right(model, labels)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), Recorder(shape.taps) as recorder:
+            outputs = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                            use_cache=False, return_dict=True)
+            reading = read(shape.head, recorder.take(), labels[0], top_k, outputs.logits[0].detach())
+    finally:
+        if was_training:
+            model.train()
+    tokens = _Tokens(session.tokenizer)
+    inputs, targets = decoder_input_ids[0].tolist(), labels[0].tolist()
+    steps = [_step(reading, n, n, inputs[n], targets[n], shape, tokens) for n in range(len(targets))]
+    ending = (tuple(targets), session.tokenizer.decode(targets, skip_special_tokens=True),
+              "teacher forcing: the whole target in one pass", reading.final_error)
+    return steps, ending, []
+
+
+class _Tokens:
+    """Token strings for ids, memoised (the same ids come back at every depth)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.known: dict[int, str] = {}
+
+    def __call__(self, ids) -> dict[int, str]:
+        missing = [i for i in dict.fromkeys(ids) if i not in self.known]
+        if missing:
+            self.known.update(zip(missing, seq2seq.token_strings(self.tokenizer, missing)))
+        return self.known
+
+
+def _step(reading: Reading, position: int, step: int, input_id: int, token_id: int, shape: Anatomy,
+          tokens: _Tokens) -> LensStep:
+    top_ids = reading.top_ids[position]
+    names = tokens([input_id, token_id, *(i for row in top_ids for i in row)])
+    ranks = reading.ranks[position]
+    depths = tuple(
+        DepthReading(depth, tap.layer, tap.sublayer,
+                     tuple(LensCandidate(i, names[i], lg, p) for i, lg, p in
+                           zip(top_ids[depth], reading.top_logits[position][depth],
+                               reading.top_probabilities[position][depth])),
+                     ranks[depth], reading.logits[position][depth], reading.probabilities[position][depth],
+                     reading.contributions[position][depth])
+        for depth, tap in enumerate(shape.taps))
+    settled = None
+    for depth in range(len(ranks) - 1, -1, -1):
+        if ranks[depth] != 1:
+            break
+        settled = depth
+    return LensStep(step=step, input_id=input_id, input_token=names[input_id], token_id=token_id,
+                    token=names[token_id], logit=reading.logits[position][-1],
+                    probability=reading.probabilities[position][-1], constant=reading.constants[position],
+                    settled_depth=settled, depths=depths)

@@ -1,0 +1,176 @@
+"""Where the decoder's residual stream can be read, family by family, and the head that turns it into logits.
+
+T5 is pre-norm: each sublayer (`block.layer[i]`) returns `stream + sublayer(norm(stream))`, so its output is the
+stream after it. BART and Marian are post-norm: a decoder layer writes `norm(stream + sublayer(stream))`, so the
+stream after a sublayer is the output of that sublayer's LayerNorm. mBART, Pegasus, M2M-100 and Blenderbot are
+pre-norm inside one module: the stream after self-attention is what the cross-attention's LayerNorm reads, the
+stream after cross-attention is what the feed-forward's LayerNorm reads, and the layer's output follows the
+feed-forward. In every family the embedding depth is what decoder layer 0 reads (after BART's
+`layernorm_embedding`, after Marian's `embed_scale` and positions).
+
+torch is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from t5peek import anatomy
+from t5peek.errors import UnsupportedModel
+
+PRE_NORM, POST_NORM = "pre-norm", "post-norm"
+SUBLAYERS = (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION, anatomy.FEED_FORWARD)
+
+# model_type → where its norms sit. Each one is checked against transformers' own logits in tests/test_lens.py.
+T5_STYLE = {"t5": PRE_NORM, "mt5": PRE_NORM, "umt5": PRE_NORM, "longt5": PRE_NORM, "switch_transformers": PRE_NORM}
+BART_STYLE = {"bart": POST_NORM, "marian": POST_NORM, "blenderbot-small": POST_NORM, "plbart": POST_NORM,
+              "mvp": POST_NORM, "led": POST_NORM, "mbart": PRE_NORM, "pegasus": PRE_NORM, "m2m_100": PRE_NORM,
+              "blenderbot": PRE_NORM, "pegasus_x": PRE_NORM, "bigbird_pegasus": PRE_NORM}
+SUPPORTED = {**T5_STYLE, **BART_STYLE}
+# the decoder's final norm, where one runs after the last layer; BigBird-Pegasus calls its own layernorm_embedding
+FINAL_NORM = {"mbart": "layer_norm", "pegasus": "layer_norm", "m2m_100": "layer_norm", "blenderbot": "layer_norm",
+              "pegasus_x": "layer_norm", "bigbird_pegasus": "layernorm_embedding"}
+
+
+def check_family(model_type: str | None, name: str) -> None:
+    """Refuse (exit 2) a model whose decoder the lens does not know how to read."""
+    if model_type in SUPPORTED:
+        return
+    known = ", ".join(sorted(SUPPORTED))
+    raise UnsupportedModel(f"t5peek lens does not support {model_type or 'unknown'} models like '{name}': it reads "
+                           f"the decoders of the T5 and BART families ({known}).")
+
+
+@dataclass(frozen=True)
+class Tap:
+    """One depth of the stream: which module shows it, and whether as its input or its output."""
+
+    layer: int | None  # decoder layer; None for the embedding
+    sublayer: str  # anatomy.EMBEDDING, SELF_ATTENTION, CROSS_ATTENTION or FEED_FORWARD
+    module: Any
+    reads: str  # "input" or "output"
+
+    @property
+    def label(self) -> str:
+        return self.sublayer if self.layer is None else f"{self.layer} {self.sublayer}"
+
+
+@dataclass(frozen=True)
+class Head:
+    """What the model does to its final stream to get logits: norm, rescale, lm_head, bias."""
+
+    norm: Any | None  # the decoder's final norm module, None when the last layer's own LayerNorm ends the stream
+    rms: bool  # T5's norm: x / rms(x) * weight, no mean, no bias
+    scale: float  # T5 with a tied head: d_model ** -0.5, else 1
+    weight: Any  # lm_head.weight, (vocab, d_model)
+    bias: Any | None  # final_logits_bias, (vocab,)
+    description: str  # e.g. "final_layer_norm (RMS), then × d_model**-0.5, then lm_head"
+    frozen: str  # how the final norm is linearised for direct logit attribution (when there is one)
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """The decoder's readable depths and its head."""
+
+    taps: tuple[Tap, ...]
+    head: Head
+    norm_placement: str  # PRE_NORM or POST_NORM
+    decoder_layers: int
+
+
+def read_anatomy(model, model_type: str) -> Anatomy:
+    if model_type in T5_STYLE:
+        return _t5(model, model_type)
+    return _bart(model, model_type)
+
+
+def _t5(model, model_type: str) -> Anatomy:
+    decoder = model.get_decoder()
+    taps = [Tap(None, anatomy.EMBEDDING, decoder.block[0], "input")]
+    for index, block in enumerate(decoder.block):
+        taps += [Tap(index, sublayer, block.layer[n], "output") for n, sublayer in enumerate(SUBLAYERS)]
+    config = model.config
+    # transformers' own rule, family by family: T5 and LongT5 say scale_decoder_outputs (true unless config.json
+    # says tie_word_embeddings=false); mT5 never rescales; umT5 rescales when tie_word_embeddings (always true)
+    if model_type == "mt5":
+        rescale = False
+    elif model_type in ("t5", "longt5"):
+        rescale = bool(getattr(config, "scale_decoder_outputs", config.tie_word_embeddings))
+    else:
+        rescale = bool(config.tie_word_embeddings)
+    scale = config.d_model ** -0.5 if rescale else 1.0
+    description = "final_layer_norm (RMS), then " + ("× d_model**-0.5, then " if rescale else "") + "lm_head"
+    head = Head(decoder.final_layer_norm, True, scale, model.get_output_embeddings().weight, None, description,
+                "final_layer_norm with its 1/rms frozen at the final stream's value")
+    return Anatomy(tuple(taps), head, PRE_NORM, len(decoder.block))
+
+
+def _bart(model, model_type: str) -> Anatomy:
+    decoder = model.get_decoder()
+    placement = BART_STYLE[model_type]
+    taps = [Tap(None, anatomy.EMBEDDING, decoder.layers[0], "input")]
+    for index, layer in enumerate(decoder.layers):
+        if placement == POST_NORM:
+            shown = ((layer.self_attn_layer_norm, "output"), (layer.encoder_attn_layer_norm, "output"),
+                     (layer.final_layer_norm, "output"))
+        else:
+            shown = ((layer.encoder_attn_layer_norm, "input"), (layer.final_layer_norm, "input"), (layer, "output"))
+        taps += [Tap(index, sublayer, module, reads) for sublayer, (module, reads) in zip(SUBLAYERS, shown)]
+    norm_name = FINAL_NORM.get(model_type)
+    norm = getattr(decoder, norm_name) if norm_name else None
+    bias = getattr(model, "final_logits_bias", None)
+    description = (f"{norm_name}, then " if norm is not None else "") + "lm_head" + \
+        (" + final_logits_bias" if bias is not None else "")
+    frozen = (f"{norm_name} with its mean removal kept and its 1/std frozen at the final stream's value"
+              if norm is not None else "")
+    head = Head(norm, False, 1.0, model.get_output_embeddings().weight,
+                None if bias is None else bias.reshape(-1), description, frozen)
+    return Anatomy(tuple(taps), head, placement, len(decoder.layers))
+
+
+class Recorder:
+    """Forward hooks that keep the stream at every tap during the model's own passes (no extra forward)."""
+
+    def __init__(self, taps: tuple[Tap, ...]):
+        self.taps = taps
+        self.seen: list = [None] * len(taps)
+        self._handles: list = []
+
+    def __enter__(self) -> "Recorder":
+        for index, tap in enumerate(self.taps):
+            if tap.reads == "input":
+                hook = self._input_hook(index)
+                self._handles.append(tap.module.register_forward_pre_hook(hook, with_kwargs=True))
+            else:
+                self._handles.append(tap.module.register_forward_hook(self._output_hook(index)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def _input_hook(self, index: int):
+        def hook(_module, args, kwargs):
+            self.seen[index] = (args[0] if args else kwargs["hidden_states"]).detach()
+
+        return hook
+
+    def _output_hook(self, index: int):
+        def hook(_module, _args, output):
+            self.seen[index] = (output[0] if isinstance(output, tuple) else output).detach()
+
+        return hook
+
+    def take(self):
+        """The streams of the last pass, (depths, positions, d_model) in float32."""
+        import torch
+
+        missing = [self.taps[i].label for i, value in enumerate(self.seen) if value is None]
+        if missing:
+            raise UnsupportedModel(f"t5peek lens saw no stream at {', '.join(missing)}: this model's decoder does "
+                                   "not run the way its family does.")
+        stacked = torch.stack([value[0] for value in self.seen]).float()
+        self.seen = [None] * len(self.taps)
+        return stacked
