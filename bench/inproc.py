@@ -1,11 +1,13 @@
-"""In-process benchmarks of the cores that run a model: `trace_forward` and `steps.decode`.
+"""In-process benchmarks of the cores that run a model: `trace_forward`, `steps.decode`, and (bench/inproc_views.py)
+`attend`, `lens` and the occlusion of `generate --occlusion`.
 
 Run by bench/run.py as its own process (so the orchestrator stays small); writes one JSON document:
 
   python bench/inproc.py --model FOLDER --out results.json [--repeats 5] [--warmup 1] ...
 
-Everything runs on one model loaded once by t5peek's own `load_model` (float32, eager attention, which both
-trace and generate use), after warm-up calls, with calls of the compared variants interleaved.
+trace and generate run on one model loaded once by t5peek's own `load_model` (float32, eager attention, which both
+use); attend, lens and occlusion on a `t5peek.Model` of the same folder whose session loaded its weights once.
+Every timing comes after warm-up calls, with calls of the compared variants interleaved.
 """
 
 from __future__ import annotations
@@ -233,6 +235,23 @@ def bench_generate_scaling(model, tokenizer, inputs, args) -> dict:
     return out
 
 
+# ---------------------------------------------------------------------------------------------- views
+
+
+def view_section(name: str, views: dict, args) -> dict:
+    """attend, lens or occlusion (bench/inproc_views.py), on a t5peek.Model opened once for all three."""
+    import inproc_views
+
+    if "peek" not in views:
+        import gc
+
+        log("opening the model through t5peek.Model for attend, lens and occlusion")
+        views["peek"] = inproc_views.open_model(args.model)
+        gc.collect()
+        gc.freeze()
+    return inproc_views.SECTIONS[name](views["peek"], args)
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -247,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--beam-repeats", type=int, default=3)
     parser.add_argument("--scale-repeats", type=int, default=5, help="trace scaling rounds")
     parser.add_argument("--gen-scale-repeats", type=int, default=3, help="generate scaling rounds")
+    parser.add_argument("--occlusion-repeats", type=int, default=3, help="occlusion rounds (attend and lens: "
+                        "--gen-repeats)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--target-length", type=int, default=64)
@@ -255,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-lengths", type=lambda s: [int(x) for x in s.split(",")],
                         default=[16, 32, 64, 128, 256, 512])
     parser.add_argument("--gen-tokens", type=lambda s: [int(x) for x in s.split(",")], default=[8, 16, 32, 64, 128])
-    parser.add_argument("--sections", default="trace,generate,trace-scaling,generate-scaling")
+    parser.add_argument("--sections", default="trace,generate,trace-scaling,generate-scaling,attend,lens,occlusion")
     args = parser.parse_args(argv)
 
     result: dict = {}
@@ -288,9 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     inputs = Inputs(tokenizer, model)
     sections = {"trace": bench_trace, "generate": bench_generate, "trace-scaling": bench_trace_scaling,
                 "generate-scaling": bench_generate_scaling}
+    views: dict = {}  # the t5peek.Model of the view sections, opened when the first one runs
     for name in args.sections.split(","):
         try:
-            result[name] = sections[name](model, tokenizer, inputs, args)
+            if name in sections:
+                result[name] = sections[name](model, tokenizer, inputs, args)
+            else:
+                result[name] = view_section(name, views, args)
         except Exception as exc:  # noqa: BLE001 - recorded, the other sections still run
             log(f"{name} failed: {type(exc).__name__}: {exc}")
             result[name] = failure(exc)

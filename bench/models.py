@@ -2,8 +2,10 @@
 
 - sparse checkpoints (config.json + real safetensors headers over holes) for `params` and `arch`, which read
   headers and config only: small, base and 11B (T5-XXL) shapes, 5 shards each;
-- one runnable checkpoint with random weights and a word-level tokenizer for `trace`, `generate` and `load`:
-  flan-t5-base shaped (248M parameters, float32, ~990 MB on disk).
+- one runnable checkpoint with random weights and a word-level tokenizer for `trace`, `generate`, `attend`, `lens`,
+  `generate --occlusion` and `load`: flan-t5-base shaped (248M parameters, float32, ~990 MB on disk);
+- one for the size of the `generate --html` report: flan-t5-small shaped (77M parameters), whose
+  generation_config sets min_new_tokens so that a random model writes every token asked for (no early `</s>`).
 
 `--smoke` uses tiny configs of the same structure. Building the runnable one needs torch, so it happens in a
 worker process (bench/workers.py build-model); this module itself stays free of torch.
@@ -35,6 +37,8 @@ SMOKE_SIZES = {"small": dict(_TINY, d_model=16, d_kv=4, num_heads=4, d_ff=32),
                            tie_word_embeddings=True)}
 RUNNABLE = FLAN_T5_BASE
 SMOKE_RUNNABLE = _TINY
+HTML_MODEL = FLAN_T5_SMALL  # T5Config(d_model=512, d_ff=1024, num_layers=8, num_heads=6, d_kv=64, gated-gelu)
+SMOKE_HTML_MODEL = _TINY
 
 
 def parameter_count(config: dict) -> int:
@@ -84,27 +88,36 @@ def sparse_checkpoint(cache: Path, name: str, config: dict, shards: int = SHARDS
     return folder
 
 
-def runnable_checkpoint(cache: Path, config: dict, name: str, seed: int = 0, in_process: bool = False) -> Path:
+def runnable_checkpoint(cache: Path, config: dict, name: str, seed: int = 0, in_process: bool = False,
+                        generation: dict | None = None) -> Path:
     """A checkpoint with random weights and a tokenizer, built once: by a worker process, or in this process
-    when it has torch loaded anyway (`in_process`, the in-process benchmark worker)."""
+    when it has torch loaded anyway (`in_process`, the in-process benchmark worker). `generation` overrides
+    settings of its generation_config.json (e.g. min_new_tokens)."""
     folder = cache / name
-    stamp = _stamp(config, "runnable", seed=seed)
+    stamp = _stamp(config, "runnable", seed=seed, **({"generation": generation} if generation else {}))
     if not _is_current(folder, stamp):
         _clear(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
         if in_process:
             from workers import build_model
 
-            build_model(folder, config, seed)
+            build_model(folder, config, seed, generation)
         else:
             subprocess.run([sys.executable, str(BENCH_DIR / "workers.py"), "build-model", str(folder),
-                            json.dumps(config), str(seed)], check=True)
+                            json.dumps(config), str(seed), json.dumps(generation or {})], check=True)
         _write_stamp(folder, stamp)
     return folder
 
 
 def runnable_name(config: dict) -> str:
     return "flan-t5-base-random" if config == RUNNABLE else "tiny-t5-random"
+
+
+def html_checkpoint(cache: Path, config: dict, new_tokens: int) -> Path:
+    """The model of the HTML report's size: random weights that write exactly `new_tokens` tokens (the
+    generation_config bans `</s>` until then)."""
+    name = ("flan-t5-small-random" if config == HTML_MODEL else "tiny-t5-random") + f"-min{new_tokens}"
+    return runnable_checkpoint(cache, config, name, generation={"min_new_tokens": new_tokens})
 
 
 def weights_size(folder: Path) -> int:

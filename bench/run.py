@@ -12,8 +12,16 @@ for the runnable flan-t5-base shape); nothing is downloaded and every measured p
 Benchmarks are not tests: a missed target shows as met = no, and the exit status stays 0. The exit status is
 1 only when a benchmark could not run because of an error.
 
+Sections (`--only` takes a comma-separated list):
+  startup      `t5peek --help` in fresh processes
+  params-arch  `t5peek params|arch|budget` on an 11B sparse checkpoint (and smaller shapes), fresh processes
+  inproc       trace, generate, attend, lens and `generate --occlusion`, timed in one worker process against plain
+               transformers anchors on the same model (bench/inproc.py, bench/inproc_views.py)
+  html         the size of the `generate --html --self` report, 256 source x 64 generated tokens, flan-t5-small shape
+  load         peak RSS of loading the weights, fresh processes
+
 This process never imports torch: start-up and peak RSS are measured in fresh processes it starts, and the
-in-process benchmarks (trace, generate) run in a worker process of their own (bench/inproc.py).
+in-process benchmarks run in a worker process of their own (bench/inproc.py).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ import report  # noqa: E402
 from measure import GB, MB, ProcessResult, Stat, bench_env, fmt_value, measure_processes  # noqa: E402
 from report import Row, Scaling, Series, cell, not_measured, ratio_text, yes_no  # noqa: E402
 
-SECTIONS = ("startup", "params-arch", "inproc", "load")
+SECTIONS = ("startup", "params-arch", "inproc", "html", "load")
 PLOT_NAME = "benchmarks-scaling.png"
 
 
@@ -57,6 +65,7 @@ class Profile:
     beam_repeats: int  # beam search costs ~3× greedy
     scale_repeats: int  # trace scaling rounds
     gen_scale_repeats: int  # generate scaling rounds (one run of the largest count each)
+    occlusion_repeats: int  # occlusion costs ~(source tokens + 1) teacher-forced forwards
     sizes: dict = field(default_factory=lambda: models.SIZES)
     runnable: dict = field(default_factory=lambda: models.RUNNABLE)
     scale_sizes: tuple = ("small", "base")  # + the headline size, measured once
@@ -68,20 +77,27 @@ class Profile:
     trace_lengths: tuple = (16, 32, 64, 128, 256, 512)
     model_label: str = "flan-t5-base shape"
     gen_tokens: tuple = (8, 16, 32, 64, 128)
+    html_model: dict = field(default_factory=lambda: models.HTML_MODEL)
+    html_label: str = "flan-t5-small shape"
+    html_source: int = 256  # source tokens of the HTML report
+    html_new_tokens: int = 64
 
 
 PROFILES = {
     "full": Profile("full", proc_repeats=5, startup_repeats=5, warmup=1, scale_proc_repeats=5, load_repeats=3,
-                    trace_repeats=9, gen_repeats=5, beam_repeats=3, scale_repeats=5, gen_scale_repeats=3),
+                    trace_repeats=9, gen_repeats=5, beam_repeats=3, scale_repeats=5, gen_scale_repeats=3,
+                    occlusion_repeats=3),
     "quick": Profile("quick", proc_repeats=3, startup_repeats=3, warmup=1, scale_proc_repeats=3, load_repeats=2,
-                     trace_repeats=3, gen_repeats=3, beam_repeats=2, scale_repeats=2, gen_scale_repeats=1),
+                     trace_repeats=3, gen_repeats=3, beam_repeats=2, scale_repeats=2, gen_scale_repeats=1,
+                     occlusion_repeats=2),
     "smoke": Profile("smoke", proc_repeats=1, startup_repeats=1, warmup=0, scale_proc_repeats=1, load_repeats=1,
                      trace_repeats=1, gen_repeats=1, beam_repeats=1, scale_repeats=1, gen_scale_repeats=1,
-                     sizes=models.SMOKE_SIZES,
+                     occlusion_repeats=1, sizes=models.SMOKE_SIZES,
                      runnable=models.SMOKE_RUNNABLE,
                      scale_sizes=("small",), scale_commands=("params",), length=8, target_length=8,
                      new_tokens=4, beams=4, trace_lengths=(8, 16), gen_tokens=(2, 4),
-                     model_label="tiny T5 (smoke run)"),
+                     model_label="tiny T5 (smoke run)", html_model=models.SMOKE_HTML_MODEL,
+                     html_label="tiny T5 (smoke run)", html_source=16, html_new_tokens=8),
 }
 
 
@@ -135,8 +151,9 @@ def section_params_arch(profile: Profile, env: dict, cache: Path) -> dict:
     commands: dict[str, list[str]] = {}
     repeats: dict[str, int] = {}
     warmup: dict[str, int] = {}
-    for command in ("params", "arch"):
+    for command in ("params", "arch", "budget"):
         commands[f"{command} {headline}"] = [*t5peek, command, str(folders[headline])]
+    commands[f"budget-train {headline}"] = [*t5peek, "budget", str(folders[headline]), "--mode", "train"]
     commands[f"meta {headline}"] = [*worker, "meta", str(folders[headline])]
     for key in commands:
         repeats[key], warmup[key] = profile.proc_repeats, profile.warmup
@@ -180,12 +197,13 @@ def section_inproc(profile: Profile, env: dict, folder: Path, work: Path) -> dic
            "--repeats", str(profile.trace_repeats), "--gen-repeats", str(profile.gen_repeats),
            "--beam-repeats", str(profile.beam_repeats),
            "--scale-repeats", str(profile.scale_repeats), "--gen-scale-repeats", str(profile.gen_scale_repeats),
+           "--occlusion-repeats", str(profile.occlusion_repeats),
            "--warmup", str(max(profile.warmup, 0)),
            "--length", str(profile.length), "--target-length", str(profile.target_length),
            "--new-tokens", str(profile.new_tokens), "--beams", str(profile.beams),
            "--trace-lengths", ",".join(map(str, profile.trace_lengths)),
            "--gen-tokens", ",".join(map(str, profile.gen_tokens))]
-    log("trace and generate (in-process, one worker)")
+    log("trace, generate, attend, lens and occlusion (in-process, one worker)")
     completed = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL)
     if not out_file.exists():
         raise RuntimeError(f"the in-process worker wrote no results (exit {completed.returncode})")
@@ -193,6 +211,26 @@ def section_inproc(profile: Profile, env: dict, folder: Path, work: Path) -> dic
     if completed.returncode != 0:
         data["worker_exit"] = completed.returncode
     return data
+
+
+def section_html(profile: Profile, env: dict, cache: Path) -> dict:
+    """One fresh `t5peek generate --html FILE --self` process (the file's size does not vary between runs): the
+    size of the page, and what it holds, read back from its data block."""
+    folder = models.html_checkpoint(cache, profile.html_model, profile.html_new_tokens)
+    with tempfile.TemporaryDirectory(prefix="t5peek-bench-html-") as tmp:
+        page = Path(tmp) / "report.html"
+        cmd = [*measure.t5peek_executable(), "generate", "-m", str(folder), models.prompt_words(profile.html_source),
+               "--max-new-tokens", str(profile.html_new_tokens), "--greedy", "--self", "--html", str(page)]
+        log(f"html: generate --html --self, {profile.html_source} source x {profile.html_new_tokens} new tokens")
+        wall, peak, _ = measure.run_process(cmd, env)
+        text = page.read_text(encoding="utf-8")
+    data = json.loads(text.split('<script type="application/json" id="t5peek-data">', 1)[1].split("</script>", 1)[0])
+    attention = data.get("attention", {})
+    return {"bytes": len(text.encode("utf-8")), "source_tokens": len(data["source_ids"]),
+            "new_tokens": len(data["steps"]), "maps": [k for k in ("cross", "encoder", "decoder") if attention.get(k)],
+            "packed_bytes": sum(len(attention[k]["data"]) for k in ("cross", "encoder", "decoder") if attention.get(k)),
+            "parameters": models.parameter_count(profile.html_model),
+            "wall": Stat([wall]).to_json(), "rss": Stat([peak], unit="B").to_json()}
 
 
 def _pr_json(result: ProcessResult) -> dict:
@@ -260,6 +298,31 @@ def rows_params_arch(data) -> list[Row]:
     return rows
 
 
+def rows_budget(data) -> list[Row]:
+    """`t5peek budget` (and `--mode train`) on the 11B checkpoint: absolute time and peak RSS of fresh processes,
+    meta instantiation beside them for scale."""
+    modes = (("budget", "`t5peek budget`"), ("budget-train", "`t5peek budget --mode train`"))
+    reason = _failed(data)
+    head = None if reason else data["sizes"][models.HEADLINE_SIZE]
+    if head is not None and not all(mode in head for mode, _ in modes):
+        reason = "missing from the results"
+    if reason:
+        return [not_measured(f"{name}: {what}", reason, target) for name, _ in modes
+                for what, target in (("time", "< 1 s"), ("peak RSS", "< 100 MB"))]
+    what = f"{_human_count(head['parameters'])}-parameter T5, {head['shards']} sparse shards"
+    meta_wall, meta_rss = _stat(head["meta"]["wall"]), _stat(head["meta"]["rss"])
+    rows = []
+    for mode, command in modes:
+        label = "budget" if mode == "budget" else "budget --mode train"
+        wall, rss = _stat(head[mode]["wall"]), _stat(head[mode]["rss"])
+        rows.append(Row(f"{label}: time, {command} on {what} (fresh process)", cell(wall),
+                        cell(meta_wall, "meta instantiation"), ratio_text(wall.median / meta_wall.median, True),
+                        "< 1 s absolute", yes_no(wall.median < 1.0)))
+        rows.append(Row(f"{label}: peak RSS", cell(rss), cell(meta_rss, "meta instantiation"),
+                        ratio_text(rss.median / meta_rss.median), "< 100 MB", yes_no(rss.median < 100 * MB)))
+    return rows
+
+
 def rows_trace(data, profile: Profile) -> list[Row]:
     reason = _failed(data)
     base = f"{profile.model_label}, {profile.length} source + {profile.target_length} target tokens"
@@ -315,6 +378,80 @@ def rows_generate(data, profile: Profile) -> list[Row]:
             rows.append(Row(f"generate: {label}, vs plain generate()", cell(mine, "`steps.decode`"),
                             cell(plain, "generate()"), ratio_text(ratio), "≤ 1.3×", yes_no(ratio <= 1.3)))
     return rows
+
+
+def _same(info: dict) -> str:
+    return "" if info.get("same tokens") else " (warning: the tokens differ from the anchor's!)"
+
+
+def rows_attend(data, profile: Profile) -> list[Row]:
+    reason = _failed(data)
+    if reason:
+        return [not_measured("attend: one head at a decoder step vs the same greedy forward calls", reason, "≤ 1.2×")]
+    info, stats = data["info"], {name: _stat(s) for name, s in data["stats"].items()}
+    mine, calls, generate = stats["t5peek"], stats["forward calls"], stats["generate"]
+    step = info["step"]
+    base = (f"{profile.model_label}, {info['source tokens']} source tokens, step {step} "
+            f"({info['decoder calls']} decoder calls)")
+    ratio = mine.median / calls.median
+    return [Row(f"attend: `Model.attend(prompt, step={step})` (layer {info['layer']}, head {info['head']}, "
+                f"{info['kind']}), {base}, vs the same greedy run without hooks: encoder once + {step + 1} decoder "
+                f"forward calls with KV cache{_same(info)}", cell(mine, "`attend`"), cell(calls, "forward calls"),
+                ratio_text(ratio), "≤ 1.2×", yes_no(ratio <= 1.2)),
+            Row(f"attend: vs `generate(max_new_tokens={step + 1}, do_sample=False, num_beams=1)` (reference)",
+                cell(mine, "`attend`"), cell(generate, "generate()"), ratio_text(mine.median / generate.median),
+                "— (reference)", "—")]
+
+
+def rows_lens(data, profile: Profile) -> list[Row]:
+    reason = _failed(data)
+    if reason:
+        return [not_measured("lens: greedy vs `Model.generate` with the same settings", reason, "≤ 1.3×")]
+    info, stats = data["info"], {name: _stat(s) for name, s in data["stats"].items()}
+    mine, run, plain = stats["t5peek"], stats["t5peek generate"], stats["generate"]
+    ratio = mine.median / run.median
+    return [Row(f"lens: `Model.lens(prompt, max_new_tokens={profile.new_tokens})` ({info['depths']} depths read "
+                f"at every step), {profile.model_label}, {profile.length} source tokens, {info['new tokens lens']} "
+                f"new tokens, vs `Model.generate(..., sample=False)` with the same settings{_same(info)}",
+                cell(mine, "`lens`"), cell(run, "`Model.generate`"), ratio_text(ratio), "≤ 1.3×",
+                yes_no(ratio <= 1.3)),
+            Row("lens: vs plain `generate(do_sample=False, num_beams=1)` (reference)", cell(mine, "`lens`"),
+                cell(plain, "generate()"), ratio_text(mine.median / plain.median), "— (reference)", "—")]
+
+
+def rows_occlusion(data, profile: Profile) -> list[Row]:
+    reason = _failed(data)
+    if reason:
+        return [not_measured("generate --occlusion: the occlusion pass vs (S + 1) teacher-forced forwards", reason,
+                             "≤ 1×")]
+    info, stats = data["info"], {name: _stat(s) for name, s in data["stats"].items()}
+    mine, forward = stats["t5peek"], stats["forward"]
+    source = info["source tokens"]
+    budget = (source + 1) * forward.median
+    ratio = mine.median / budget
+    return [Row(f"generate --occlusion: `occlude(...)`, what `--occlusion` adds to a greedy run ({info['copies']} "
+                f"copies of the source: the full one and {info['occluded']} with one token padded), "
+                f"{profile.model_label}, S = {source} source tokens, {info['new tokens']} new tokens, vs (S + 1) × "
+                "one teacher-forced `model(input_ids, attention_mask, labels=output)` forward",
+                cell(mine, "`occlude`"), f"{source + 1} × {fmt_value(forward.median, 's')} = "
+                f"{fmt_value(budget, 's')} ({cell(forward, 'one forward')})", ratio_text(ratio), "≤ 1× (≤ S + 1 "
+                "forwards)", yes_no(ratio <= 1.0))]
+
+
+def rows_html(data, profile: Profile) -> list[Row]:
+    reason = _failed(data)
+    figure = (f"html: size of the `generate --html FILE --self` report, {profile.html_label}, "
+              f"{profile.html_source} source x {profile.html_new_tokens} generated tokens")
+    if reason:
+        return [not_measured(figure, reason, "≤ 2 MB")]
+    size = data["bytes"]
+    wall, rss = _stat(data["wall"]), _stat(data["rss"])
+    shape = f"{data['source_tokens']} source x {data['new_tokens']} generated tokens"
+    figure = (f"html: size of the `generate --html FILE --self` report ({', '.join(data['maps'])} attention, every "
+              f"layer and head), {profile.html_label} ({_human_count(data['parameters'])} parameters), {shape}; "
+              f"the run: {cell(wall)}, peak RSS {fmt_value(rss.median, 'B')}")
+    return [Row(figure, fmt_value(size, "B") + f" ({size:,} bytes; packed maps {fmt_value(data['packed_bytes'], 'B')})",
+                "—", "—", "≤ 2 MB", yes_no(size <= 2 * MB))]
 
 
 def rows_load(data, profile: Profile) -> list[Row]:
@@ -493,9 +630,11 @@ def header_lines(meta: dict, profile: Profile, raw: dict) -> list[str]:
         f"- **repeats**: {profile.proc_repeats} fresh processes per figure ({profile.startup_repeats} for "
         f"start-up, {profile.load_repeats} for load: its peak RSS barely varies), {profile.trace_repeats} trace "
         f"rounds, {profile.gen_repeats} greedy and {profile.beam_repeats} beam-search generate rounds, "
+        f"{profile.gen_repeats} attend and lens rounds, {profile.occlusion_repeats} occlusion rounds, "
         f"{profile.scale_repeats} per trace scaling point, {profile.gen_scale_repeats} generate scaling runs, "
         f"{profile.scale_proc_repeats} per model size; an uncounted warm-up round first "
-        "(for generate: the check that both sides produce the same tokens); compared variants interleaved, "
+        "(for generate, attend, lens, occlusion: the check that both sides produce the same tokens); one "
+        "`generate --html` process (its size does not vary); compared variants interleaved, "
         "the order reversed every other round (A B C, C B A, ...).",
         "- **re-run**:",
         "",
@@ -516,7 +655,8 @@ def method_lines(profile: Profile, raw: dict) -> list[str]:
         "- **Checkpoints** are built locally in `bench/.cache/` (nothing is downloaded; every measured process "
         "runs with `HF_HUB_OFFLINE=1`). `params` and `arch` read sparse checkpoints: `config.json` and real "
         "safetensors headers over holes (`bench/sparse_checkpoint.py`), 5 shards, in the shapes of flan-t5-small, "
-        f"flan-t5-base and T5 11B. `trace`, `generate` and `load` use a `T5ForConditionalGeneration` "
+        f"flan-t5-base and T5 11B. `trace`, `generate`, `attend`, `lens`, `--occlusion` and `load` use a "
+        f"`T5ForConditionalGeneration` "
         f"({profile.model_label}) with random weights ({count:,} parameters, untied head as flan-t5 stores it, "
         f"float32{size}) and a word-level tokenizer built with `tokenizers`.",
         "- **start-up**: wall time of a fresh `t5peek --help` process against a fresh "
@@ -525,6 +665,9 @@ def method_lines(profile: Profile, raw: dict) -> list[str]:
         "fresh process doing what `accelerate estimate-memory` does: `AutoConfig.from_pretrained` + "
         "`init_empty_weights()` + `AutoModelForSeq2SeqLM.from_config`, then counting parameters "
         "(`bench/workers.py meta`). Peak RSS is the process's maximum resident set (`/usr/bin/time -f %M`).",
+        "- **budget**: fresh `t5peek budget FOLDER` and `t5peek budget FOLDER --mode train` processes on the same "
+        "11B sparse checkpoint, in the same interleaved rounds; the targets are absolute (it reads config.json and "
+        "the headers only), meta instantiation is shown beside them for scale.",
         "- **trace**: in-process, after warm-up, on one model loaded by t5peek's `load_model` (eager attention, "
         "which `t5peek trace` uses): `trace.trace_forward(model, input_ids, attention_mask, target_ids=labels)` "
         "(teacher forcing: one forward pass of encoder and decoder under hooks, with the loss) against the same "
@@ -537,6 +680,31 @@ def method_lines(profile: Profile, raw: dict) -> list[str]:
         f"at every step). Settings on both sides: `max_new_tokens = min_new_tokens = {profile.new_tokens}` (the "
         "end-of-sequence token is banned until then, so exactly that many tokens), greedy, then "
         f"`num_beams={profile.beams}`; the benchmark checks both produce the same tokens.",
+        f"- **attend**: in-process, on a `t5peek.Model` of the same folder whose session loaded the weights once "
+        f"(eager attention, as `t5peek attend` loads them): `Model.attend(prompt, step=T)` with T = "
+        f"{profile.new_tokens - 1} (cross-attention, last decoder layer, head 0; an earlier step only when greedy "
+        "decoding writes `</s>` before T, which the row shows), against what it runs without hooks: the encoder "
+        "once, then T + 1 decoder forward calls with the KV cache feeding each argmax to the next (plain "
+        "transformers calls, `bench/inproc_views.py`), and for reference `model.generate(max_new_tokens=T + 1, "
+        "do_sample=False, num_beams=1)`. attend's time includes tokenizing, its hooks, recomputing the head and "
+        "building the record; the benchmark checks that all three decode the same tokens.",
+        f"- **lens**: `Model.lens(prompt, max_new_tokens={profile.new_tokens})` (greedy; every depth of every "
+        f"step read through the head) against `Model.generate(prompt, max_new_tokens={profile.new_tokens}, "
+        "sample=False)` on the same model (the same greedy settings from the generation config, with its scores "
+        "and cross-attention), and plain `model.generate(do_sample=False, num_beams=1)` for reference; same "
+        "tokens checked.",
+        "- **generate --occlusion**: the occlusion core `generate.occlusion.occlude(model, input_ids, mask, run, "
+        "pad, ...)` on a finished greedy run of "
+        f"{profile.new_tokens} tokens (what `--occlusion` adds to `generate`: the output re-scored teacher-forced "
+        "with the full source and with each non-special source token replaced by the pad token, the copies "
+        "batched), against (S + 1) × one teacher-forced `model(input_ids, attention_mask, labels=output)` "
+        "forward, S the source length. The benchmark checks that the full-source probabilities equal the "
+        "forward's.",
+        f"- **html**: one fresh `t5peek generate -m FOLDER PROMPT --max-new-tokens {profile.html_new_tokens} "
+        f"--greedy --self --html FILE` process on a {profile.html_label} model with random weights (untied head, "
+        "float32, word-level tokenizer; its generation_config sets `min_new_tokens` so that every token asked for "
+        f"is written) and a {profile.html_source}-token prompt; the figure is the file's size in bytes (MB = "
+        "10^6 bytes), and the row says what its data block holds (tokens, attention maps) as read back.",
         "- **load**: peak RSS of a fresh process running t5peek's `load_model` (weights and tokenizer: what "
         "`trace` and `generate` do before running), against the size of `model.safetensors` on disk, and "
         "against a fresh process running `AutoModelForSeq2SeqLM.from_pretrained` alone.",
@@ -569,8 +737,12 @@ def inproc_part(inproc, key: str):
 def build_results(raw: dict, profile: Profile) -> tuple[list[Row], list[Scaling]]:
     inproc = raw.get("inproc")
     rows = (rows_startup(raw.get("startup")) + rows_params_arch(raw.get("params-arch"))
+            + rows_budget(raw.get("params-arch"))
             + rows_trace(inproc_part(inproc, "trace"), profile)
-            + rows_generate(inproc_part(inproc, "generate"), profile) + rows_load(raw.get("load"), profile))
+            + rows_generate(inproc_part(inproc, "generate"), profile)
+            + rows_attend(inproc_part(inproc, "attend"), profile) + rows_lens(inproc_part(inproc, "lens"), profile)
+            + rows_occlusion(inproc_part(inproc, "occlusion"), profile) + rows_html(raw.get("html"), profile)
+            + rows_load(raw.get("load"), profile))
     scalings = (scalings_size(raw.get("params-arch"), profile)
                 + scaling_trace(inproc_part(inproc, "trace-scaling"))
                 + scaling_generate(inproc_part(inproc, "generate-scaling")))
@@ -675,6 +847,7 @@ def run_all(args, profile: Profile, cache: Path) -> dict:
     steps = [("startup", lambda: section_startup(profile, env)),
              ("params-arch", lambda: section_params_arch(profile, env, cache)),
              ("inproc", lambda: section_inproc(profile, env, runnable, cache)),
+             ("html", lambda: section_html(profile, env, cache)),
              ("load", lambda: section_load(profile, env, runnable, cache))]
     for key, step in steps:
         if key not in only:

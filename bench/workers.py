@@ -1,6 +1,7 @@
 """Processes the benchmarks start and measure (each one fresh, so start-up and peak RSS are its own).
 
-  python bench/workers.py build-model FOLDER CONFIG_JSON SEED   random-weight T5 + word-level tokenizer
+  python bench/workers.py build-model FOLDER CONFIG_JSON SEED [GENERATION_JSON]
+                                                random-weight T5 + word-level tokenizer
   python bench/workers.py meta FOLDER           anchor: meta instantiation, as `accelerate estimate-memory` does
   python bench/workers.py load FOLDER           t5peek's load_model (weights and tokenizer), what trace/generate do
   python bench/workers.py from-pretrained FOLDER  anchor: AutoModelForSeq2SeqLM.from_pretrained alone
@@ -37,10 +38,11 @@ def build_tokenizer(folder: Path, vocab_size: int) -> None:
     fast.save_pretrained(folder)
 
 
-def build_model(folder: Path, config: dict, seed: int) -> None:
+def build_model(folder: Path, config: dict, seed: int, generation: dict | None = None) -> None:
     """Random weights in flan-t5's layout. transformers 5 forces tie_word_embeddings=True in T5Config, so a
     model built from the config has a tied head; like flan-t5, an untied config gets lm_head stored with its
-    own values (as tests/conftest.py make_untied_t5 does), and from_pretrained keeps it apart."""
+    own values (as tests/conftest.py make_untied_t5 does), and from_pretrained keeps it apart. `generation`
+    sets fields of generation_config.json (e.g. min_new_tokens)."""
     import torch
     from safetensors.torch import save_file
     from transformers import T5Config, T5ForConditionalGeneration
@@ -59,6 +61,8 @@ def build_model(folder: Path, config: dict, seed: int) -> None:
     saved = model.config.to_dict()
     saved["tie_word_embeddings"] = config.get("tie_word_embeddings", True)
     (folder / "config.json").write_text(json.dumps(saved, indent=2))
+    for key, value in (generation or {}).items():
+        setattr(model.generation_config, key, value)
     model.generation_config.save_pretrained(folder)
     build_tokenizer(folder, config["vocab_size"])
     count = sum(v.numel() for v in state.values())
@@ -110,7 +114,7 @@ def from_pretrained(folder: str) -> None:
 def main(argv: list[str]) -> None:
     command, *rest = argv
     if command == "build-model":
-        build_model(Path(rest[0]), json.loads(rest[1]), int(rest[2]))
+        build_model(Path(rest[0]), json.loads(rest[1]), int(rest[2]), json.loads(rest[3]) if len(rest) > 3 else None)
     elif command == "meta":
         meta(rest[0])
     elif command == "load":

@@ -20,15 +20,17 @@ from pathlib import Path
 from t5peek.arch import ArchReport
 from t5peek.attend.records import AttendReport
 from t5peek.budget.records import BudgetReport
-from t5peek.generate.records import DecodeRun
+from t5peek.generate.records import DecodeRun, Step
 from t5peek.info import ModelInfo
 from t5peek.jsonable import SCHEMA_VERSION
+from t5peek.lens.records import LensRun
 from t5peek.params import ParamReport
 from t5peek.trace.records import TraceReport
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "t5peek" / "schemas"
 COMMANDS = {"info": ModelInfo, "arch": ArchReport, "params": ParamReport, "trace": TraceReport,
-            "generate": DecodeRun, "attend": AttendReport, "budget": BudgetReport}
+            "generate": DecodeRun, "attend": AttendReport, "budget": BudgetReport,
+            "lens": LensRun}
 DESCRIPTIONS = {
     "info": "A one-screen summary of a model from config.json and the checkpoint headers.",
     "arch": "The module tree: repeated blocks collapsed, parameters per node.",
@@ -37,12 +39,15 @@ DESCRIPTIONS = {
     "generate": "Each decoding step: decoder input, top-k candidates, the choice and where the decoder looked.",
     "attend": "One attention head at one query position: q, each key's score and weight, the head's output and its "
               "contribution, recomputed from the module's weights and checked against the module.",
+    "lens": "Every decoder depth at every step read through the model's own head, and the chosen token's logit split "
+            "over the sublayers (direct logit attribution).",
     "budget": "Memory and FLOPs of generate() or of one fine-tuning step, from config.json and the headers alone.",
 }
 # what a record's json_fields() writes beyond (or instead of) its dataclass fields
-DROPPED = {TraceReport: {"explain"}, DecodeRun: {"head_attention"}}
+DROPPED = {TraceReport: {"explain"}, DecodeRun: {"head_attention", "encoder_head_attention", "decoder_head_attention"}}
 ADDED = {TraceReport: {"view_note": str, "explanations": dict[str, str]}}
-OPTIONAL = {TraceReport: {"explanations"}}
+# written only when asked for (generate --self, --occlusion)
+OPTIONAL = {TraceReport: {"explanations"}, DecodeRun: {"encoder_self_attention", "occlusion"}, Step: {"self_attention"}}
 # non-finite floats are written as these strings (JSON has no NaN or infinity)
 NUMBER = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
 

@@ -27,6 +27,14 @@ FIGURES = (
     "trace: block view vs `torchinfo.summary`",
     "generate: greedy,",
     "generate: beam search, 4 beams,",
+    "budget: time, `t5peek budget`",
+    "budget: peak RSS",
+    "budget --mode train: time",
+    "budget --mode train: peak RSS",
+    "attend: `Model.attend(prompt, step=",
+    "lens: `Model.lens(prompt, max_new_tokens=",
+    "generate --occlusion: `occlude(...)`",
+    "html: size of the `generate --html FILE --self` report",
     "load: peak RSS of `load_model`",
 )
 SCALINGS = ("`params` vs model size", "`trace` vs input length", "`generate` (greedy) vs new tokens")

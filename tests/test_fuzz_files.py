@@ -84,8 +84,8 @@ dtype = st.sampled_from(["F32", "F16", "BF16", "I64", "BOOL", "F8_E4M3", "Q4", "
 shape = st.lists(st.one_of(st.integers(-3, 40), st.sampled_from([10**9, 2**62, 1.5])), max_size=4)
 offsets = st.lists(st.one_of(st.integers(-10, 200), st.sampled_from([2**64, 10**18])), min_size=0, max_size=3)
 tensor_entry = st.fixed_dictionaries({"dtype": dtype, "shape": shape, "data_offsets": offsets})
-tensor_name = st.one_of(st.sampled_from(["shared.weight", "lm_head.weight", "encoder.block.0.layer.0.SelfAttention.q.weight",
-                                         "../escape", "\x1b[2Jname"]), st.text(max_size=12))
+tensor_name = st.one_of(st.sampled_from(["shared.weight", "lm_head.weight", "../escape", "\x1b[2Jname",
+                                         "encoder.block.0.layer.0.SelfAttention.q.weight"]), st.text(max_size=12))
 header = st.one_of(
     st.dictionaries(tensor_name, st.one_of(tensor_entry, hostile_value), max_size=4),
     st.dictionaries(st.just("__metadata__"), st.one_of(st.dictionaries(st.text(max_size=4), hostile_text),

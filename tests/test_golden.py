@@ -12,6 +12,9 @@ Before the comparison (and before writing a golden file) what varies between run
   right-aligned to the same end column: the line keeps its width and shape.
 * trace only, phase headers: `<title> · 12.3 ms ────` (`-` for `·` and `─` in ASCII) becomes `<title> · #.# ms ────`,
   with the rule redrawn to the line's original width.
+* trace --compare and attend, float rounding differences (`7.6e-06`) become `#.#e-##`: they depend on the CPU's
+  kernels.
+* budget only, the memory free on this machine (Fit rows and the `fit:` line) becomes `<FREE>`.
 * info only, the demo's absolute folder: the `from` field (its first line and any continuation lines, however the
   path wrapped) becomes the one line `  from            bundled demo  <DEMO>`, after checking that the field held
   exactly `bundled demo` and the demo's folder (whitespace aside).
@@ -45,6 +48,16 @@ CASES = {
     "generate-greedy": ("generate", "-m", "demo", ES),
     "generate-beams": ("generate", "-m", "demo", ES, "--num-beams", "3"),
     "generate-sample": ("generate", "-m", "demo", ES, "--sample", "--seed", "1"),
+    "generate-self": ("generate", "-m", "demo", ES, "--self"),
+    "generate-occlusion": ("generate", "-m", "demo", ES, "--occlusion"),
+    "trace-compare": ("trace", "-m", "demo", ES, "--target", "la casa azul es pequeña", "--compare", "--depth", "0"),
+    "lens": ("lens", "-m", "demo", ES),
+    "lens-step": ("lens", "-m", "demo", ES, "--step", "1"),
+    "attend": ("attend", "-m", "demo", ES, "--step", "1", "--head", "3"),
+    "attend-encoder": ("attend", "-m", "demo", ES, "--encoder", "--query", "7", "--layer", "1", "--head", "5"),
+    "budget": ("budget", "demo", "--batch", "8", "--source", "64", "--target", "32"),
+    "budget-train": ("budget", "demo", "--mode", "train", "--batch", "8", "--source", "64", "--target", "32",
+                     "--gradient-checkpointing"),
 }
 
 _ROW_TIME = re.compile(r"\s+\d+\.\d\d$")
@@ -82,11 +95,32 @@ def mask_demo_path(text: str) -> str:
     return "\n".join([*lines[:start], "  from            bundled demo  <DEMO>", *lines[end:]])
 
 
+# float rounding differences (trace --compare's max |diff|, attend's check): what they are depends on the CPU's kernels
+_ROUNDING = re.compile(r"\d\.\de-\d\d")
+_MEMORY = re.compile(r"\d+(?:\.\d+)? (?:B|KiB|MiB|GiB|TiB)")
+
+
+def mask_free_memory(text: str) -> str:
+    """budget only: the memory free on this machine, in the Fit rows and the `fit:` line."""
+    lines = text.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.strip(" |") == "Fit"), len(lines))
+    for i in range(start, len(lines)):
+        if lines[i].startswith("note:"):
+            break
+        if "available" in lines[i] or "MemAvailable" in lines[i]:
+            lines[i] = re.sub(r" {2,}", " ", _MEMORY.sub("<FREE>", lines[i]))
+    return "\n".join(lines)
+
+
 def masked(case: str, text: str) -> str:
     if case.startswith("trace"):
         text = mask_times(text)
+    if case in ("trace-compare", "attend", "attend-encoder", "lens", "lens-step"):
+        text = _ROUNDING.sub("#.#e-##", text)
     if case == "info":
         text = mask_demo_path(text)
+    if case.startswith("budget"):
+        text = mask_free_memory(text)
     return text
 
 

@@ -31,6 +31,9 @@ Examples:
   t5peek params google/flan-t5-xxl     exact counts, no weights downloaded
   t5peek trace -m demo "translate English to German: the house is small"
   t5peek generate -m demo "translate English to German: the house is small"
+  t5peek lens -m demo "translate English to Spanish: the red house is small" --step 1
+  t5peek attend -m demo "translate English to Spanish: the red house is small" --step 1
+  t5peek budget google/flan-t5-base --mode train --batch 8 --source 512 --target 128
 
 MODEL is a Hub id, a local folder, or 'demo' (a small T5 that ships with t5peek and works offline).
 
@@ -129,7 +132,7 @@ def _missing_hint(param, where: str, hint: str) -> str:
 
 
 def _extra_hint(command: str | None, hint: str) -> str:
-    if command in ("trace", "generate"):
+    if command in ("trace", "generate", "lens", "attend"):
         return f'Quote PROMPT when it has spaces: t5peek {command} -m demo "the house is small". {hint}'
     return hint
 

@@ -8,9 +8,13 @@ from typing import Callable
 
 from t5peek import anatomy, seq2seq
 from t5peek.errors import UnsupportedModel, UsageError
-from t5peek.session import Session
+from t5peek.session import RunShape, Session
 from t5peek.generate import task_for_prompt
 from t5peek.generate import decode, resolve_settings
+
+
+# new tokens the memory check plans for when --max-new-tokens is not given (transformers' default max_length)
+DEFAULT_PLANNED_TOKENS = 20
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,9 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
     if request.max_new_tokens is not None:
         seq2seq.check_new_tokens(session.config, session.name, request.max_new_tokens, "--max-new-tokens",
                                  tokenizer, session.warn)
-    loaded = session.weights(eager_attention=True)
+    new_tokens = request.max_new_tokens or DEFAULT_PLANNED_TOKENS
+    loaded = session.weights(eager_attention=True, run=RunShape(encoded["input_ids"].shape[1], new_tokens,
+                                                                request.num_beams or 1))
     requested, seed, seed_source = requested_settings(session, loaded.model, request)
     settings = resolve_settings(session.config, request.prompt, requested, top_k=top_k, seed=seed,
                                 seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads,

@@ -11,7 +11,7 @@ from t5peek.kinds import View
 from t5peek.lens.project import Reading, read
 from t5peek.lens.records import DepthReading, LensCandidate, LensRun, LensStep
 from t5peek.lens.stream import POST_NORM, Anatomy, Recorder, check_family, read_anatomy
-from t5peek.session import Session
+from t5peek.session import RunShape, Session
 
 DEFAULT_NEW_TOKENS = 8
 DEFAULT_TOP_K = 3
@@ -60,7 +60,8 @@ def run_lens(session: Session, request: LensRequest) -> LensRun:
     check_family(session.model_type, session.name)
     new_tokens = request.max_new_tokens or DEFAULT_NEW_TOKENS
     input_ids, attention_mask, labels = _encode(session, request, new_tokens)
-    loaded = session.weights(eager_attention=True)
+    target_tokens = new_tokens if labels is None else labels.shape[-1]
+    loaded = session.weights(eager_attention=True, run=RunShape(input_ids.shape[-1], target_tokens))
     model = loaded.model
     shape = read_anatomy(model, session.model_type)
     top_k = min(request.top_k, shape.head.weight.shape[0])

@@ -63,7 +63,7 @@ def _vector(console: Console, label: str, values: tuple[float, ...], width: int,
     pieces = [Text(f"  {label}", style="bold")] + words(f"({len(values)} values, norm {number(norm)}{extra}):")
     pieces += [Text(" " + number(v)) for v in shown]
     if len(shown) < len(values):
-        pieces += words(f"… {len(values) - len(shown)} more (--full shows all)", "dim")
+        pieces += words(f"and {len(values) - len(shown)} more (--full shows all)", "dim")
     _print(console, flow(pieces, width, indent=6))
 
 
