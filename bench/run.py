@@ -301,19 +301,19 @@ def rows_params_arch(data) -> list[Row]:
 def rows_budget(data) -> list[Row]:
     """`t5peek budget` (and `--mode train`) on the 11B checkpoint: absolute time and peak RSS of fresh processes,
     meta instantiation beside them for scale."""
-    modes = (("budget", "`t5peek budget`"), ("budget-train", "`t5peek budget --mode train`"))
+    modes = (("budget", "budget", "`t5peek budget`"),
+             ("budget-train", "budget --mode train", "`t5peek budget --mode train`"))
     reason = _failed(data)
     head = None if reason else data["sizes"][models.HEADLINE_SIZE]
-    if head is not None and not all(mode in head for mode, _ in modes):
+    if head is not None and not all(mode in head for mode, _, _ in modes):
         reason = "missing from the results"
     if reason:
-        return [not_measured(f"{name}: {what}", reason, target) for name, _ in modes
+        return [not_measured(f"{label}: {what}", reason, target) for _, label, _ in modes
                 for what, target in (("time", "< 1 s"), ("peak RSS", "< 100 MB"))]
     what = f"{_human_count(head['parameters'])}-parameter T5, {head['shards']} sparse shards"
     meta_wall, meta_rss = _stat(head["meta"]["wall"]), _stat(head["meta"]["rss"])
     rows = []
-    for mode, command in modes:
-        label = "budget" if mode == "budget" else "budget --mode train"
+    for mode, label, command in modes:
         wall, rss = _stat(head[mode]["wall"]), _stat(head[mode]["rss"])
         rows.append(Row(f"{label}: time, {command} on {what} (fresh process)", cell(wall),
                         cell(meta_wall, "meta instantiation"), ratio_text(wall.median / meta_wall.median, True),

@@ -37,7 +37,7 @@ COMMANDS = ("info", "arch", "params", "trace", "generate")
     (("generate", "x", "--temperature", "warm"), ("--temperature takes a number, not 'warm'",)),
     (("generate", "x", "--html"), ("--html needs a value",)),
     (("trace", "-m", "demo", "the", "house"), ("more arguments than it takes: house", "Quote PROMPT")),
-    (("nope",), ("'nope' is not a t5peek command", "info, arch, params, trace and generate")),
+    (("nope",), ("'nope' is not a t5peek command", "info, arch, params, trace, generate, lens, attend and budget")),
     (("arhc", "demo"), ("'arhc' is not a t5peek command", "did you mean arch")),
     (("--frob",), ("t5peek has no option --frob",)),
 ])

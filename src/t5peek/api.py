@@ -24,7 +24,8 @@ from t5peek.session import RunOptions, Session, SourceOptions
 from t5peek.render.notebook import register_if_in_ipython
 from t5peek.trace_run import run_trace
 from t5peek.generate_run import GenerateRequest, run_generate
-from t5peek.budget.run import BudgetRequest, run_budget
+from t5peek.budget.report import request_from
+from t5peek.budget.run import run_budget
 from t5peek.attend.run import AttendRequest, run_attend
 from t5peek.lens.run import LensRequest, run_lens
 
@@ -146,16 +147,8 @@ class Model:
                device: str | None = None, plan_memory: dict | None = None):
         """Memory and FLOPs of generate() (`mode="generate"`) or of one training step (`mode="train"`), from
         config.json and the safetensors headers only; every byte and FLOP is an integer in the returned rows."""
-        from t5peek.budget.records import Mode
-        from t5peek.budget.training import Optimizer
-
-        choices = {"mode": (Mode, mode), "optimizer": (Optimizer, optimizer), "device": (None, device or "cpu")}
-        for option, (kind, value) in choices.items():
-            allowed = [m.value for m in kind] if kind else ["cpu", "cuda"]
-            if value not in allowed:
-                raise UsageError(f"{option} must be one of {', '.join(allowed)} (got {value!r}).")
-        request = BudgetRequest(batch, source, target, Mode(mode), num_beams, Optimizer(optimizer),
-                                gradient_checkpointing, self.session.run.dtype, device or "cpu")
+        request = request_from(batch, source, target, mode, num_beams, optimizer, gradient_checkpointing,
+                               self.session.run.dtype, device or "cpu")
         return run_budget(self.session, request, normalize_max_memory(plan_memory))
 
     def tokens(self, text: str) -> tuple[str, ...]:

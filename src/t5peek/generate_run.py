@@ -79,8 +79,8 @@ def shown_top_k(session: Session, request: GenerateRequest) -> int:
     raw, name, layer = session.config, session.name, request.layer
     family = anatomy.FAMILIES.get(session.model_type)
     if request.new_views and family not in ("t5", "bart"):
-        raise UnsupportedModel(f"{request.new_views} follow the T5 and BART families; '{name}' is a "
-                               f"{session.model_type} model.")
+        raise UnsupportedModel(f"t5peek generate {request.new_views} works on the T5 and BART families only; "
+                               f"'{name}' is a {session.model_type} model.")
     layers = anatomy.config_value(raw, "decoder_layers")
     if layer is not None and isinstance(layers, int) and layer >= layers:
         raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")

@@ -225,3 +225,27 @@ def token_strings(tokenizer, ids) -> tuple[str, ...]:
     if tokenizer is None:
         return tuple(str(i) for i in ids)
     return tuple(str(t) for t in tokenizer.convert_ids_to_tokens(list(ids)))
+
+
+def encode(session, prompt: str, target: str | None, new_tokens: int, new_tokens_option: str):
+    """Token ids and attention mask of `prompt` (and the labels of `target`), checked against the model's positions
+    before any weight is loaded; `<unk>` warnings come last, for a run that goes ahead."""
+    import torch
+
+    tokenizer = session.tokenizer
+    encoded = tokenizer(prompt, return_tensors="pt")
+    input_ids = encoded["input_ids"]
+    attention_mask = encoded.get("attention_mask")
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    check_prompt(session.config, session.name, input_ids.shape[-1], tokenizer, session.warn)
+    labels = None
+    if target is not None:
+        labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"]
+        check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
+    elif new_tokens:
+        check_new_tokens(session.config, session.name, new_tokens, new_tokens_option, tokenizer, session.warn)
+    check_unknown(session.name, prompt, input_ids[0].tolist(), tokenizer, session.warn)
+    if labels is not None:
+        check_unknown(session.name, target, labels[0].tolist(), tokenizer, session.warn, "--target")
+    return input_ids, attention_mask, labels

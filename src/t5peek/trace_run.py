@@ -38,30 +38,6 @@ def check_arguments(prompt: str, target: str | None, depth: int | None, steps: i
                          "once, so give one or the other.")
 
 
-def encode(session: Session, prompt: str, target: str | None, steps: int):
-    """Token ids for the prompt (and the labels for --target), checked against the model's positions."""
-    tokenizer = session.tokenizer
-    encoded = tokenizer(prompt, return_tensors="pt")
-    input_ids = encoded["input_ids"]
-    attention_mask = encoded.get("attention_mask")
-    if attention_mask is None:
-        import torch
-
-        attention_mask = torch.ones_like(input_ids)
-    seq2seq.check_prompt(session.config, session.name, input_ids.shape[-1], tokenizer, session.warn)
-    labels = None
-    if target is not None:
-        labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"]
-        seq2seq.check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
-    else:
-        seq2seq.check_new_tokens(session.config, session.name, steps, "--steps", tokenizer, session.warn)
-    # warnings only for a run that goes ahead, after every usage error
-    seq2seq.check_unknown(session.name, prompt, input_ids[0].tolist(), tokenizer, session.warn)
-    if labels is not None:
-        seq2seq.check_unknown(session.name, target, labels[0].tolist(), tokenizer, session.warn, "--target")
-    return input_ids, attention_mask, labels
-
-
 def run_trace(session: Session, prompt: str, *, target: str | None = None, steps: int | None = None,
               depth: int | None = None, stats: bool = False, explain: bool = False, global_attention_mask=None,
               compare: bool = False):
@@ -74,7 +50,7 @@ def run_trace(session: Session, prompt: str, *, target: str | None = None, steps
     session.require("trace")
     if compare:
         check_family(session.model_type, session.name)
-    input_ids, attention_mask, labels = encode(session, prompt, target, steps)
+    input_ids, attention_mask, labels = seq2seq.encode(session, prompt, target, steps, "--steps")
     new_tokens = steps if labels is None else labels.shape[-1]
     loaded = session.weights(eager_attention=True, run=RunShape(input_ids.shape[-1], new_tokens))
     device = loaded.device

@@ -30,6 +30,21 @@ class BudgetRequest:
     device: str = "cpu"
 
 
+DEVICES = ("cpu", "cuda")
+
+
+def request_from(batch: int, source: int, target: int, mode: str, num_beams: int, optimizer: str,
+                 gradient_checkpointing: bool, dtype: str, device: str) -> BudgetRequest:
+    """The request the Python API's plain strings name, each choice checked against what budget knows."""
+    choices = {"mode": ([m.value for m in Mode], mode), "optimizer": ([o.value for o in training.Optimizer], optimizer),
+               "device": (list(DEVICES), device)}
+    for option, (allowed, value) in choices.items():
+        if value not in allowed:
+            raise UsageError(f"{option} must be one of {', '.join(allowed)} (got {value!r}).")
+    return BudgetRequest(batch, source, target, Mode(mode), num_beams, training.Optimizer(optimizer),
+                         gradient_checkpointing, dtype, device)
+
+
 def check_request(request: BudgetRequest, raw: dict, name: str) -> None:
     """Usage errors before anything is computed: bounded sizes, and positions a learned table holds."""
     seq2seq.check_bounded(request.batch, "--batch", 1, MAX_BATCH)

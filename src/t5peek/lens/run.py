@@ -59,7 +59,8 @@ def run_lens(session: Session, request: LensRequest) -> LensRun:
     session.require("lens")
     check_family(session.model_type, session.name)
     new_tokens = request.max_new_tokens or DEFAULT_NEW_TOKENS
-    input_ids, attention_mask, labels = _encode(session, request, new_tokens)
+    input_ids, attention_mask, labels = seq2seq.encode(session, request.prompt, request.target, new_tokens,
+                                                        "--max-new-tokens")
     target_tokens = new_tokens if labels is None else labels.shape[-1]
     loaded = session.weights(eager_attention=True, run=RunShape(input_ids.shape[-1], target_tokens))
     model = loaded.model
@@ -112,30 +113,6 @@ def _method(shape: Anatomy) -> str:
     constant = f"; the constant is {' and '.join(constants)}" if constants else ""
     return (f"direct logit attribution: the final stream = the embedding + one increment per sublayer ({increments});"
             f" {through}; parts + constant = the logit{constant}")
-
-
-def _encode(session: Session, request: LensRequest, new_tokens: int):
-    tokenizer = session.tokenizer
-    encoded = tokenizer(request.prompt, return_tensors="pt")
-    input_ids = encoded["input_ids"]
-    attention_mask = encoded.get("attention_mask")
-    if attention_mask is None:
-        import torch
-
-        attention_mask = torch.ones_like(input_ids)
-    seq2seq.check_prompt(session.config, session.name, input_ids.shape[-1], tokenizer, session.warn)
-    labels = None
-    if request.target is not None:
-        labels = tokenizer(text_target=request.target, return_tensors="pt")["input_ids"]
-        seq2seq.check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
-    else:
-        seq2seq.check_new_tokens(session.config, session.name, new_tokens, "--max-new-tokens", tokenizer,
-                                 session.warn)
-    # warnings only for a run that goes ahead, after every usage error
-    seq2seq.check_unknown(session.name, request.prompt, input_ids[0].tolist(), tokenizer, session.warn)
-    if labels is not None:
-        seq2seq.check_unknown(session.name, request.target, labels[0].tolist(), tokenizer, session.warn, "--target")
-    return input_ids, attention_mask, labels
 
 
 class _ModelLogits:

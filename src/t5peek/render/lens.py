@@ -46,8 +46,9 @@ def depth_name(run: LensRun, depth: int, short: bool = False) -> str:
 
 
 def _header(run: LensRun, console: Console, width: int) -> None:
-    view = (f"teacher forcing, {len(run.steps)} target tokens" if run.target is not None
-            else f"greedy, {len(run.steps)} steps")
+    count = len(run.steps)
+    view = (f"teacher forcing, {count} target token{'s' * (count != 1)}" if run.target is not None
+            else f"greedy, {count} step{'s' * (count != 1)}")
     title = [Text(f"{run.model}  ", style="bold"), Text("logit lens", style="bold cyan")]
     title += words(f"·  {view}  ·  {run.model_type}, {run.norm_placement}, {run.decoder_layers} decoder layers",
                    first="  ")
