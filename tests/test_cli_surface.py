@@ -18,7 +18,7 @@ import pytest
 from helpers import assert_known_outcome, run_t5peek, t5peek_script
 
 PROMPT = "translate English to German: the house is small"
-COMMANDS = ("info", "arch", "params", "trace", "generate")
+COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget")
 
 
 # ----------------------------------------------------------------------------- usage errors

@@ -31,9 +31,9 @@ Examples:
   t5peek params google/flan-t5-xxl     exact counts, no weights downloaded
   t5peek trace -m demo "translate English to German: the house is small"
   t5peek generate -m demo "translate English to German: the house is small"
-  t5peek lens -m demo "translate English to Spanish: the red house is small" --step 1
-  t5peek attend -m demo "translate English to Spanish: the red house is small" --step 1
-  t5peek budget google/flan-t5-base --mode train --batch 8 --source 512 --target 128
+  t5peek lens -m demo "translate English to Spanish: the red house" --step 1
+  t5peek attend -m demo "translate English to Spanish: the red house" --step 1
+  t5peek budget google/flan-t5-base --mode train --batch 8 --source 512
 
 MODEL is a Hub id, a local folder, or 'demo' (a small T5 that ships with t5peek and works offline).
 

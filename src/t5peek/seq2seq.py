@@ -243,7 +243,7 @@ def encode(session, prompt: str, target: str | None, new_tokens: int, new_tokens
     if target is not None:
         labels = tokenizer(text_target=target, return_tensors="pt")["input_ids"]
         check_target(session.config, session.name, labels.shape[-1], tokenizer, session.warn)
-    elif new_tokens:
+    else:
         check_new_tokens(session.config, session.name, new_tokens, new_tokens_option, tokenizer, session.warn)
     check_unknown(session.name, prompt, input_ids[0].tolist(), tokenizer, session.warn)
     if labels is not None:

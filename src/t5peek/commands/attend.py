@@ -29,9 +29,9 @@ Examples:
 
 \b
   t5peek attend -m demo "translate English to Spanish: the red house is small"
-  t5peek attend -m demo "translate English to Spanish: the red house is small" \\
+  t5peek attend -m demo "translate English to Spanish: the red house" \\
       --step 1 --head 3
-  t5peek attend -m demo "translate English to Spanish: the red house is small" \\
+  t5peek attend -m demo "translate English to Spanish: the red house" \\
       --self --step 2 --layer 0
   t5peek attend -m demo "translate English to German: the house is small" \\
       --encoder --query 6 --full

@@ -27,9 +27,9 @@ Examples:
 \b
   t5peek budget -m demo --batch 8 --source 64 --target 32
   t5peek budget google/flan-t5-xxl --dtype bfloat16 --num-beams 4
-  t5peek budget google/flan-t5-base --mode train --batch 16 --source 512 --target 128 \\
-      --optimizer adafactor --gradient-checkpointing
-  t5peek budget google/flan-t5-xxl --max-memory 0=40GiB --max-memory cpu=64GB --json
+  t5peek budget google/flan-t5-base --mode train --batch 16 --source 512 \\
+      --target 128 --optimizer adafactor --gradient-checkpointing
+  t5peek budget google/flan-t5-xxl --max-memory 0=40GiB --max-memory cpu=64GB
 """
 
 

@@ -39,8 +39,8 @@ Examples:
       --sample --temperature 0.7 --seed 1
   t5peek generate -m demo "translate English to German: the cat" \\
       --all-layers --html report.html
-  t5peek generate -m demo "translate English to Spanish: the red house is small" --self
-  t5peek generate -m demo "translate English to Spanish: the red house is small" --occlusion
+  t5peek generate -m demo "translate English to Spanish: the red house" \\
+      --self --occlusion
 """
 
 

@@ -28,7 +28,7 @@ Examples:
 
 \b
   t5peek lens -m demo "translate English to Spanish: the red house is small"
-  t5peek lens -m demo "translate English to Spanish: the red house is small" \\
+  t5peek lens -m demo "translate English to Spanish: the red house" \\
       --step 1
   t5peek lens -m demo "translate English to German: the house is small" \\
       --target "das Haus ist klein" --top-k 5
