@@ -31,29 +31,11 @@ def tiny_marian(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_flan(tmp_path_factory):
-    """flan-t5 as its config.json says it: gated-gelu, an lm_head of its own, tie_word_embeddings false and so no
-    d_model**-0.5 rescale (conftest's tiny_t5_untied keeps scale_decoder_outputs true from its tied config)."""
-    import torch
-    from safetensors.torch import save_file
-    from transformers import T5ForConditionalGeneration
+    """flan-t5 as its config.json says it, with other weights than conftest's tiny_t5_untied: gated-gelu, an
+    lm_head of its own, tie_word_embeddings false and so no d_model**-0.5 rescale."""
+    from support.builders import make_untied_t5
 
-    from support.builders import build_tokenizer, t5_config
-
-    folder = tmp_path_factory.mktemp("models") / "tiny-flan"
-    folder.mkdir(exist_ok=True)
-    torch.manual_seed(5)
-    model = T5ForConditionalGeneration(t5_config(feed_forward_proj="gated-gelu")).eval()
-    state = {k: v.clone().contiguous() for k, v in model.state_dict().items()
-             if k not in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight")}
-    state["lm_head.weight"] = torch.randn_like(state["shared.weight"])
-    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-    config = model.config.to_dict()
-    config.pop("scale_decoder_outputs")
-    config["tie_word_embeddings"] = False
-    (folder / "config.json").write_text(json.dumps(config, indent=2))
-    model.generation_config.save_pretrained(folder)
-    build_tokenizer(folder, "t5")
-    return folder
+    return make_untied_t5(tmp_path_factory.mktemp("models") / "tiny-flan", seed=5)
 
 
 @pytest.fixture(scope="module")

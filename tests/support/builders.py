@@ -76,7 +76,8 @@ def make_t5(folder: Path, seed: int = 0, **overrides) -> Path:
 
 
 def make_untied_t5(folder: Path, seed: int = 1) -> Path:
-    """A T5 v1.1 / flan-t5 style checkpoint: gated-gelu, and an lm_head stored with its own values."""
+    """A T5 v1.1 / flan-t5 style checkpoint: gated-gelu, and an lm_head stored with its own values (so, as for the
+    real flan-t5, transformers does not rescale the decoder output by d_model**-0.5)."""
     import torch
     from safetensors.torch import save_file
     from transformers import T5ForConditionalGeneration
@@ -90,6 +91,7 @@ def make_untied_t5(folder: Path, seed: int = 1) -> Path:
     save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
     config = model.config.to_dict()
     config["tie_word_embeddings"] = False
+    config.pop("scale_decoder_outputs", None)  # as in a real flan-t5 config.json: transformers derives it (False)
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     model.generation_config.save_pretrained(folder)
     build_tokenizer(folder, "t5")
