@@ -31,7 +31,7 @@ def _title(report: BudgetReport) -> str:
 def render_budget(report: BudgetReport, console: Console) -> None:
     table = Table(title=_title(report), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                   collapse_padding=True)
-    table.add_column("what", overflow="fold", min_width=14)
+    table.add_column("what", overflow="fold", min_width=15)  # "cross-attention" stays whole
     table.add_column("formula", overflow="fold", style="dim", min_width=12)
     table.add_column("bytes/FLOP", justify="right", no_wrap=True)
     table.add_column("from", overflow="fold", style="dim", min_width=10)
