@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-import budget_measure as measure
+from support import budget_measure as measure
 from t5peek.api import Model
 from t5peek.loading import DEMO_FOLDER
 
