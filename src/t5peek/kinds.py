@@ -1,4 +1,5 @@
-"""The closed sets of names that records carry: decoding strategies, step rules, trace views and phase kinds.
+"""The closed sets of names that records carry: decoding strategies, step rules, trace views, phase kinds, and
+what `budget` counts (mode, optimizer).
 
 Each is a str Enum whose members compare, hash, print and serialise as their plain value, so `--json` and the
 renderers see the same words as before."""
@@ -52,3 +53,18 @@ class PhaseKind(_Name):
     FORWARD = "forward"  # teacher forcing: encoder and decoder in one pass
     ENCODER = "encoder"
     STEP = "step"  # one decoder step of generation
+
+
+class Mode(_Name):
+    """What `budget` counts: generate() or one fine-tuning step."""
+
+    generate = "generate"
+    train = "train"
+
+
+class Optimizer(_Name):
+    """Whose state `budget` counts in a fine-tuning step."""
+
+    adamw = "adamw"
+    adafactor = "adafactor"
+    sgd = "sgd"

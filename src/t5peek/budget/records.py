@@ -5,12 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from t5peek.kinds import Mode
 from t5peek.placement import Placement
 
-
-class Mode(str, enum.Enum):
-    generate = "generate"
-    train = "train"
 
 
 class Group(str, enum.Enum):

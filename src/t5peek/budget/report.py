@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from t5peek import anatomy, seq2seq
 from t5peek.budget import activations, flops, inference, training
-from t5peek.budget.records import BudgetReport, BudgetRow, Group, Mode
+from t5peek.budget.records import BudgetReport, BudgetRow, Group
+from t5peek.kinds import Mode, Optimizer
 from t5peek.budget.shapes import T5_STYLE, ModelShape, active_parameters
 from t5peek.errors import UsageError
 
@@ -24,7 +25,7 @@ class BudgetRequest:
     target: int = 128
     mode: Mode = Mode.generate
     num_beams: int = 1
-    optimizer: training.Optimizer = training.Optimizer.adamw
+    optimizer: Optimizer = Optimizer.adamw
     gradient_checkpointing: bool = False
     dtype: str = "auto"
     device: str = "cpu"
@@ -36,12 +37,12 @@ DEVICES = ("cpu", "cuda")
 def request_from(batch: int, source: int, target: int, mode: str, num_beams: int, optimizer: str,
                  gradient_checkpointing: bool, dtype: str, device: str) -> BudgetRequest:
     """The request the Python API's plain strings name, each choice checked against what budget knows."""
-    choices = {"mode": ([m.value for m in Mode], mode), "optimizer": ([o.value for o in training.Optimizer], optimizer),
+    choices = {"mode": ([m.value for m in Mode], mode), "optimizer": ([o.value for o in Optimizer], optimizer),
                "device": (list(DEVICES), device)}
     for option, (allowed, value) in choices.items():
         if value not in allowed:
             raise UsageError(f"{option} must be one of {', '.join(allowed)} (got {value!r}).")
-    return BudgetRequest(batch, source, target, Mode(mode), num_beams, training.Optimizer(optimizer),
+    return BudgetRequest(batch, source, target, Mode(mode), num_beams, Optimizer(optimizer),
                          gradient_checkpointing, dtype, device)
 
 
@@ -151,10 +152,10 @@ def training_rows(shape: ModelShape, request: BudgetRequest, saved: activations.
     ]
 
 
-def _optimizer_formula(optimizer: training.Optimizer) -> str:
-    return {training.Optimizer.adamw: "2 float32 moments + step",
-            training.Optimizer.adafactor: "rows + columns, float32",
-            training.Optimizer.sgd: "none (no momentum)"}[optimizer]
+def _optimizer_formula(optimizer: Optimizer) -> str:
+    return {Optimizer.adamw: "2 float32 moments + step",
+            Optimizer.adafactor: "rows + columns, float32",
+            Optimizer.sgd: "none (no momentum)"}[optimizer]
 
 
 def flops_rows(shape: ModelShape, request: BudgetRequest) -> list[BudgetRow]:

@@ -13,18 +13,13 @@ there is no master copy. Optimizer state is what torch and transformers allocate
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from t5peek.budget.shapes import ModelShape
+from t5peek.kinds import Optimizer
 
 FLOAT32 = 4
 
-
-class Optimizer(str, enum.Enum):
-    adamw = "adamw"
-    adafactor = "adafactor"
-    sgd = "sgd"
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import typer
 
 from t5peek.options import (DebugOpt, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt,
                             RefreshOpt, RevisionOpt, model_name, open_model)
+from t5peek.kinds import Mode, Optimizer
 from t5peek.output import Output, cli_command
 from t5peek.placement import parse_max_memory
 
@@ -33,16 +34,6 @@ Examples:
 """
 
 
-class ModeChoice(str, enum.Enum):
-    generate = "generate"
-    train = "train"
-
-
-class OptimizerChoice(str, enum.Enum):
-    adamw = "adamw"
-    adafactor = "adafactor"
-    sgd = "sgd"
-
 
 class Where(str, enum.Enum):
     cpu = "cpu"
@@ -56,12 +47,12 @@ def budget_command(
     source: Annotated[int, typer.Option("--source", "-s", help="Source (encoder) tokens per sequence.")] = 512,
     target: Annotated[int, typer.Option("--target", "-t", help="Target tokens: new tokens to generate, or the "
                                         "labels of a training step.")] = 128,
-    mode: Annotated[ModeChoice, typer.Option("--mode", help="generate (inference) or train (one fine-tuning step).",
-                                             case_sensitive=False)] = ModeChoice.generate,
+    mode: Annotated[Mode, typer.Option("--mode", help="generate (inference) or train (one fine-tuning step).",
+                                             case_sensitive=False)] = Mode.generate,
     num_beams: Annotated[int, typer.Option("--num-beams", "-k", help="Beams of generate(): caches and logits "
                                            "grow with batch × beams.")] = 1,
-    optimizer: Annotated[OptimizerChoice, typer.Option("--optimizer", help="Training: whose state to count.",
-                                                       case_sensitive=False)] = OptimizerChoice.adamw,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Training: whose state to count.",
+                                                       case_sensitive=False)] = Optimizer.adamw,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing", help="Training: keep only "
                                                          "each block's input, recompute in backward.")] = False,
     device: Annotated[Where, typer.Option("--device", help="Where it would run: whose free memory the fit "
@@ -82,8 +73,8 @@ def budget_command(
     memory = parse_max_memory(max_memory)
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
                       dtype=dtype)
-    report = peek.budget(batch=batch, source=source, target=target, mode=ModeChoice(mode).value,
-                         num_beams=num_beams, optimizer=OptimizerChoice(optimizer).value,
+    report = peek.budget(batch=batch, source=source, target=target, mode=Mode(mode).value,
+                         num_beams=num_beams, optimizer=Optimizer(optimizer).value,
                          gradient_checkpointing=gradient_checkpointing, device=Where(device).value,
                          plan_memory=memory)
     out.emit(report, render_budget)
