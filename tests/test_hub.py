@@ -94,13 +94,22 @@ def test_config_only_count_follows_tie_word_embeddings(loophub, flan_t5_base):
     assert info.json()["head"] == "untied"
 
 
+def test_budget_reads_headers_only(loophub, flan_t5_base):
+    """budget on a Hub id: config.json and a few KB of safetensors header, never the weights."""
+    loophub.add_repo("google/flan-t5-base", flan_t5_base)
+    run = t5peek(loophub, "budget", "google/flan-t5-base", "--batch", "8", "--source", "512", "--json")
+    assert_known_outcome(run, 0)
+    assert run.json()["parameters"] == FLAN_T5_BASE_PARAMS
+    assert loophub.body_bytes < 1_000_000, loophub.paths()
+
+
 # ----------------------------------------------------------------------------- full downloads
 
 
-@pytest.mark.parametrize("command", ["trace", "generate"])
+@pytest.mark.parametrize("command", ["trace", "generate", "lens", "attend"])
 def test_weights_download_once_then_no_request(loophub, tiny_t5, command):
     loophub.add_repo("acme/tiny-t5", tiny_t5)
-    extra = ["-n", "2"] if command == "trace" else ["--max-new-tokens", "2"]
+    extra = {"trace": ["-n", "2"], "attend": ["--encoder"]}.get(command, ["--max-new-tokens", "2"])
     first = t5peek(loophub, command, "-m", "acme/tiny-t5", PROMPT, *extra)
     assert_known_outcome(first, 0)
     downloaded = [p for p in loophub.paths() if p.startswith("GET ") and "/resolve/" in p and "(206)" not in p]
@@ -109,7 +118,7 @@ def test_weights_download_once_then_no_request(loophub, tiny_t5, command):
     loophub.reset_counts()
     again = t5peek(loophub, command, "-m", "acme/tiny-t5", PROMPT, *extra)
     assert_known_outcome(again, 0)
-    if command == "generate":
+    if command in ("generate", "lens"):
         assert again.stdout == first.stdout
     assert loophub.paths() == []
     offline = t5peek(loophub, command, "-m", "acme/tiny-t5", PROMPT, *extra, env={"HF_HUB_OFFLINE": "1"})

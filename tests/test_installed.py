@@ -19,6 +19,9 @@ PROMPT = "translate English to Spanish: the red house is small"
     ("params", "demo", "--by", "layer"),
     ("trace", "-m", "demo", PROMPT, "-n", "2"),
     ("generate", "-m", "demo", PROMPT, "--max-new-tokens", "4"),
+    ("lens", "-m", "demo", PROMPT, "--max-new-tokens", "3"),
+    ("attend", "-m", "demo", PROMPT, "--step", "1"),
+    ("budget", "demo", "--source", "32", "--target", "8"),
 ])
 @pytest.mark.parametrize("json_mode", [False, True])
 def test_every_command_on_the_demo(args, json_mode):
@@ -30,7 +33,7 @@ def test_every_command_on_the_demo(args, json_mode):
         assert run.stdout.strip()
 
 
-@pytest.mark.parametrize("command", ["info", "arch", "params", "trace", "generate"])
+@pytest.mark.parametrize("command", ["info", "arch", "params", "trace", "generate", "lens", "attend", "budget"])
 def test_help_of_every_command(command):
     run = run_t5peek(command, "--help")
     assert_known_outcome(run, 0)
