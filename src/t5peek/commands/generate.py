@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -12,7 +10,6 @@ from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, Devi
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
                             check_prompt_is_not_a_model, model_name, open_model)
 from t5peek.output import Output, cli_command
-from t5peek.errors import UsageError
 
 HELP = """Decode PROMPT step by step: at each step the decoder input so far, the top-k next tokens (id,
 token, raw logit, probability after the logits processors), the token chosen and by which rule, and
@@ -74,9 +71,11 @@ def generate_command(
                                                  show_default=False)] = None,
     all_layers: Annotated[bool, typer.Option("--all-layers", help="Also show each decoder layer's strongest "
                                              "source token at every step.")] = False,
-    html: Annotated[Optional[Path], typer.Option("--html", help="Write a self-contained HTML report (the "
-                                                 "cross-attention map per layer and head, the top-k per step).",
-                                                 show_default=False, dir_okay=False)] = None,
+    html: Annotated[Optional[str], typer.Option("--html", help="Write a self-contained HTML report (the "
+                                                "cross-attention map per layer and head, the top-k per step) "
+                                                "to this file, replaced whole; a FIFO or device such as "
+                                                "/dev/stdout is written as it is.", metavar="FILE",
+                                                show_default=False)] = None,
     task_params: Annotated[bool, typer.Option("--task-params", help="When PROMPT starts with a task prefix of the "
                                               "config's task_specific_params, apply that task's settings (e.g. "
                                               "num_beams), as model.generate(**task_specific_params) would; "
@@ -109,18 +108,18 @@ def generate_command(
                               occlusion=occlusion)
     check_prompt_is_not_a_model(prompt, model is not None, "generate")
     check_request(request)
-    check_html_target(html)
+    target = check_html_target(html)
     out = Output(json, "generate")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     if json:
         run = peek.generate(**_api_arguments(request))
-        write_report(run, html, out)
+        write_report(run, target, out)
         out.emit(run, render=None)
     else:
         run = _stream(out, peek, request, all_layers)
-        write_report(run, html, out)
+        write_report(run, target, out)
 
 
 def _api_arguments(request) -> dict:
@@ -158,25 +157,20 @@ def _stream(out: Output, peek, request, all_layers: bool):
     return run
 
 
-def check_html_target(html: Path | None) -> None:
+def check_html_target(html: str | None):
+    """Where the report goes, checked before any weights load (see t5peek.outfile)."""
     if html is None:
+        return None
+    from t5peek.outfile import check_target
+
+    return check_target(html, "--html")
+
+
+def write_report(run, target, out: Output) -> None:
+    if target is None:
         return
-    parent = html.expanduser().resolve().parent
-    if html.expanduser().is_dir():
-        raise UsageError(f"--html '{html}' is a folder; give a file name such as report.html.")
-    if not parent.is_dir():
-        raise UsageError(f"--html '{html}': the folder '{parent}' does not exist.")
-    if not os.access(parent, os.W_OK | os.X_OK) or (html.exists() and not os.access(html, os.W_OK)):
-        raise UsageError(f"--html '{html}': cannot write there (permission denied).")
+    from t5peek.outfile import write_target
+    from t5peek.render.html import render_html
 
-
-def write_report(run, html: Path | None, out: Output) -> None:
-    if html is None:
-        return
-    from t5peek.render.html import write_html
-
-    try:
-        write_html(run, html)
-    except OSError as exc:
-        raise UsageError(f"Cannot write the HTML report to '{html}': {exc.strerror or exc}.") from None
-    out.note(f"wrote the HTML report to {html}")
+    write_target(target, render_html(run).encode("utf-8"))
+    out.note(f"wrote the HTML report to {target.path}")

@@ -13,12 +13,10 @@ every fetch, so the page cannot reach the network even by accident. When drawn, 
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import json
 import os
 import re
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -76,17 +74,10 @@ def render_html(run: DecodeRun) -> str:
     return re.sub(r"\{\{(TITLE|DATA|CSS|JS)\}\}", lambda m: parts[m.group(1)], PAGE)
 
 
-def write_html(run: DecodeRun, path: Path) -> Path:
-    """Write the page whole or not at all: a full disk leaves the old file (or none), never half a page."""
-    path = Path(path).expanduser()
-    page = render_html(run).encode("utf-8")
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(page)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return path
+def write_html(run: DecodeRun, path: str | os.PathLike) -> Path:
+    """Write the page by the rules of `t5peek.outfile`: whole or not at all, devices and pipes left in place."""
+    from t5peek.outfile import check_target, write_target
+
+    target = check_target(path, "--html")
+    write_target(target, render_html(run).encode("utf-8"))
+    return target.path
