@@ -169,7 +169,7 @@ def error_schema() -> dict:
                                       "out_of_memory", "unexpected"]},
                     "message": {"type": "string"},
                     "hint": {"type": ["string", "null"]},
-                    "exit_code": {"enum": [1, 2, 3, 130]},
+                    "exit_code": {"enum": [1, 2, 3, 130, 143]},
                 },
                 "required": ["kind", "message", "hint", "exit_code"],
                 "additionalProperties": False,

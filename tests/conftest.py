@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import LOOPBACK_PORTS, NETWORK_VIOLATIONS
 from support.builders import build_hub_cache, make_bart, make_t5, make_untied_t5, save_model, t5_config
 
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -37,7 +38,6 @@ class NetworkAccessed(RuntimeError):
     pass
 
 
-LOOPBACK_PORTS: set[int] = set()  # ports of the loopback Hubs the running test started
 _LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
@@ -50,19 +50,23 @@ def no_network(monkeypatch):
     def allowed(address) -> bool:
         return isinstance(address, tuple) and address[0] in _LOOPBACK_HOSTS and address[1] in LOOPBACK_PORTS
 
+    def refuse(message: str):
+        NETWORK_VIOLATIONS.append(message)
+        raise NetworkAccessed(message)
+
     def connect(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address):
-            raise NetworkAccessed(f"test tried to open a network connection: {address!r}")
+            refuse(f"test tried to open a network connection: {address!r}")
         return real_connect(self, address)
 
     def connect_ex(self, address):
         if self.family in (socket.AF_INET, socket.AF_INET6) and not allowed(address):
-            raise NetworkAccessed(f"test tried to open a network connection: {address!r}")
+            refuse(f"test tried to open a network connection: {address!r}")
         return real_connect_ex(self, address)
 
     def getaddrinfo(host, *args, **kwargs):
         if host not in _LOOPBACK_HOSTS:
-            raise NetworkAccessed(f"test tried to look up {host!r}")
+            refuse(f"test tried to look up {host!r}")
         return real_getaddrinfo(host, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "connect", connect)

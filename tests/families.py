@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from t5peek import anatomy
+from t5peek import families as family_table
 
 COMMANDS = ("info", "arch", "params", "trace", "generate")
 
@@ -279,7 +279,7 @@ def build_fsmt(folder: Path, seed: int = SEED) -> Path:
 
 
 def build_prophetnet(folder: Path, seed: int = SEED) -> Path:
-    """ProphetNet: info, arch and params work; trace and generate refuse it (anatomy.UNSUPPORTED). Not in FAMILIES
+    """ProphetNet: info, arch and params work; trace and generate refuse it (t5peek.families). Not in FAMILIES
     until `t5peek generate` refuses it too (it now fails with exit 1 inside the decoder)."""
     import transformers
 
@@ -363,7 +363,7 @@ FAMILIES: tuple[Family, ...] = (
            "patrickvonplaten/bert2bert_cnn_daily_mail", "EncoderDecoderModel: the cross-attention sits inside the "
            "decoder's BERT layers"),
     Family("prophetnet", "prophetnet", build_prophetnet, 0, "microsoft/prophetnet-large-uncased",
-           unsupported=dict(anatomy.UNSUPPORTED["prophetnet"])),
+           unsupported=dict(family_table.family("prophetnet").refused)),
 )
 
 

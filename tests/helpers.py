@@ -62,8 +62,117 @@ def t5peek_script() -> str:
     return str(script)
 
 
+# Loopback ports the running test may connect to (its loopback Hubs), and the connections refused in this process;
+# conftest's network guard reads the one and fills the other.
+LOOPBACK_PORTS: set[int] = set()
+NETWORK_VIOLATIONS: list[str] = []
+
+
 def run_t5peek(*args, env: dict | None = None, timeout: float = 180, allowed_ports=(),
                netlog: Path | None = None) -> Run:
+    """`t5peek ARGS` as the installed script runs it, in this process: the script's own `main()`, with its argv,
+    environment, stdout and stderr (bytes in the encoding PYTHONIOENCODING names, as a pipe gets), and only
+    `allowed_ports` on loopback. Everything a run may change in the process (environment, warning filters,
+    logging, signal handlers, huggingface_hub's offline switch) is put back afterwards. Tests that check what
+    only a new process shows (imports, signals, the console script itself) use `run_installed`."""
+    import io
+    import os
+    import signal
+    import time
+    import traceback
+    import warnings
+
+    from t5peek import cli
+
+    encoding = (env or {}).get("PYTHONIOENCODING") or os.environ.get("PYTHONIOENCODING") or "utf-8"
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding.split(":")[0], errors="strict", write_through=True)
+    stderr = io.TextIOWrapper(io.BytesIO(), encoding=encoding.split(":")[0], errors="backslashreplace",
+                              write_through=True)
+    saved = _process_state()
+    violations_before = len(NETWORK_VIOLATIONS)
+    LOOPBACK_PORTS.update(allowed_ports)
+    os.environ.update({key: str(value) for key, value in (env or {}).items()})
+    sys.argv, sys.stdout, sys.stderr = ["t5peek", *map(str, args)], stdout, stderr
+
+    def out_of_time(_signum, _frame):
+        raise RunTimedOut(f"t5peek {' '.join(map(str, args))} ran past {timeout} s")
+
+    previous_alarm = signal.signal(signal.SIGALRM, out_of_time)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    started = time.monotonic()
+    try:
+        with warnings.catch_warnings():
+            try:
+                cli.main()
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            except KeyboardInterrupt:
+                code = 130
+            except Exception:  # noqa: BLE001 - as the interpreter does: the traceback on stderr, exit 1
+                stderr.write(traceback.format_exc())
+                code = 1
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        seconds = time.monotonic() - started
+        _restore_process_state(saved)
+        LOOPBACK_PORTS.difference_update(set(allowed_ports) - saved["ports"])
+    violations = NETWORK_VIOLATIONS[violations_before:]
+    if netlog is not None:
+        Path(netlog).write_text("".join(line + "\n" for line in violations))
+    return Run(tuple(map(str, args)), code, _text(stdout, encoding), _text(stderr, encoding), seconds, violations)
+
+
+class RunTimedOut(BaseException):
+    """An in-process run went past its timeout (a BaseException, so that no error handler swallows it)."""
+
+
+def _text(stream, encoding: str) -> str:
+    stream.flush()
+    return stream.buffer.getvalue().decode(encoding.split(":")[0], errors="replace")
+
+
+def _process_state() -> dict:
+    import logging
+    import os
+    import signal
+
+    state = {"environ": dict(os.environ), "argv": sys.argv, "stdout": sys.stdout, "stderr": sys.stderr,
+             "sigterm": signal.getsignal(signal.SIGTERM), "sigint": signal.getsignal(signal.SIGINT),
+             "logging_disable": logging.root.manager.disable, "ports": set(LOOPBACK_PORTS)}
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        state["hub"] = {name: getattr(constants, name) for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")}
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    if transformers_logging is not None:
+        state["transformers_verbosity"] = transformers_logging.get_verbosity()
+    return state
+
+
+def _restore_process_state(state: dict) -> None:
+    import logging
+    import os
+    import signal
+
+    os.environ.clear()
+    os.environ.update(state["environ"])
+    sys.argv, sys.stdout, sys.stderr = state["argv"], state["stdout"], state["stderr"]
+    signal.signal(signal.SIGTERM, state["sigterm"])
+    signal.signal(signal.SIGINT, state["sigint"])
+    logging.disable(state["logging_disable"])
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:
+        for name, value in state.get("hub", {"HF_HUB_OFFLINE": False}).items():
+            setattr(constants, name, value)
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    if transformers_logging is not None:
+        transformers_logging.set_verbosity(state.get("transformers_verbosity", transformers_logging.WARNING))
+        transformers_logging.enable_progress_bar()
+
+
+def run_installed(*args, env: dict | None = None, timeout: float = 180, allowed_ports=(),
+                  netlog: Path | None = None) -> Run:
     """Run the installed `t5peek` in a fresh process, with a network guard: only `allowed_ports` on loopback."""
     import os
     import subprocess

@@ -17,7 +17,8 @@ from families import FAMILIES, by_name
 from helpers import assert_known_outcome, run_t5peek
 
 import t5peek
-from t5peek.attend.heads import BART_STYLE, T5_STYLE, relative_buckets
+from t5peek import families as family_table
+from t5peek.attend.heads import relative_buckets
 from t5peek.attend.records import AttendReport, AttentionKind
 from t5peek.errors import UnsupportedModel, UsageError
 
@@ -129,7 +130,7 @@ def test_the_demo_equals_transformers():
     assert report.keys[report.query_position].bucket == 0 and report.bidirectional is True
 
 
-SUPPORTED = [family for family in FAMILIES if family.model_type in T5_STYLE + BART_STYLE]
+SUPPORTED = [family for family in FAMILIES if family_table.family(family.model_type).attend_supported]
 
 
 @pytest.mark.parametrize("family", SUPPORTED, ids=lambda family: family.slug)
@@ -146,7 +147,7 @@ def test_marian_and_untied_t5_are_covered():
     assert by_name("t5 v1.1 / flan-t5") in SUPPORTED
 
 
-@pytest.mark.parametrize("family", [f for f in FAMILIES if f.model_type not in T5_STYLE + BART_STYLE],
+@pytest.mark.parametrize("family", [f for f in FAMILIES if not family_table.family(f.model_type).attend_supported],
                          ids=lambda family: family.slug)
 def test_other_families_are_refused_in_one_line(family, tmp_path):
     folder = str(family.make(tmp_path / family.slug))

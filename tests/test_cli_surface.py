@@ -195,6 +195,7 @@ def test_zsh_completes_commands_and_options():
     assert '"--steps"' in options and '"--stats"' in options and '"--target"' not in options
 
 
+@pytest.mark.installed
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 def test_the_bash_script_completes_in_bash():
     """The script `--show-completion bash` prints, sourced in a real bash, completes through the installed script."""
@@ -215,6 +216,7 @@ def test_install_completion(tmp_path, shell, installed):
     assert "_T5PEEK_COMPLETE" in (tmp_path / installed).read_text()
 
 
+@pytest.mark.installed
 def test_completion_imports_no_torch():
     code = ("import sys\nfrom t5peek.cli import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
             "print([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules])")

@@ -22,6 +22,8 @@ RUNS = {
 }
 GLYPHS = {"arch": ("`-- ", "x T5Block"), "trace": (" -> ",), "generate": ("<- beam", "|")}
 
+pytestmark = pytest.mark.installed  # the console script in a fresh process: what in-process would hide
+
 
 def _env(extra: dict) -> dict:
     env = {key: value for key, value in os.environ.items()

@@ -80,12 +80,12 @@ def run_or_refuse(family: Family, command: str, *args: str):
 
 
 def test_the_list_is_well_formed():
-    from t5peek import anatomy
+    from t5peek import families as family_table
 
     assert len({family.slug for family in FAMILIES}) == len(FAMILIES)
     for family in FAMILIES:
-        assert family.model_type in anatomy.FAMILIES, family.name
-        assert family.unsupported == anatomy.UNSUPPORTED.get(family.model_type, {}), family.name
+        assert family_table.family(family.model_type) is not None, family.name
+        assert family.unsupported == family_table.family(family.model_type).refused, family.name
     wanted = {"t5", "mt5", "umt5", "longt5", "switch_transformers", "bart", "mbart", "marian", "pegasus", "m2m_100",
               "blenderbot", "led", "plbart", "encoder-decoder"}
     assert wanted <= {family.model_type for family in FAMILIES}
@@ -116,13 +116,13 @@ def test_arch_total_is_num_parameters(built, family):
 
 @pytest.mark.parametrize("family", FAMILIES, ids=IDS)
 def test_info(built, family):
-    from t5peek import anatomy
+    from t5peek import families as family_table
 
     model = built(family)
     record = json_output(run_or_refuse(family, "info", model.folder, "--json"))
     decoder = getattr(model.model.config, "decoder", model.model.config)  # EncoderDecoderModel nests its configs
     assert record["model_type"] == family.model_type
-    assert record["family"] == anatomy.FAMILIES[family.model_type]
+    assert record["family"] == family_table.style(family.model_type)
     assert record["architecture"] == type(model.model).__name__
     assert record["encoder_layers"] == _blocks(model.model, "encoder")
     assert record["decoder_layers"] == _blocks(model.model, "decoder")

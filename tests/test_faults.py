@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from sparse_checkpoint import FLAN_T5_BASE, write_sparse_checkpoint  # noqa: E402
 
 
@@ -31,6 +33,7 @@ def _interrupt_when(script: str, marker: str):
     return stdout, stderr, process
 
 
+@pytest.mark.installed
 def test_broken_pipe_is_quiet(tmp_path):
     folder = write_sparse_checkpoint(tmp_path / "flan-t5-base", FLAN_T5_BASE)
     command = f"{sys.executable} -m t5peek arch {folder} --expand | head -1"
@@ -42,6 +45,7 @@ def test_broken_pipe_is_quiet(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.installed
 def test_ctrl_c_while_loading_exits_130(tiny_t5):
     """SIGINT during the weight load: exit 130, one line, no traceback."""
     script = (
@@ -60,6 +64,7 @@ def test_ctrl_c_while_loading_exits_130(tiny_t5):
     assert "interrupted" in stderr
 
 
+@pytest.mark.installed
 def test_ctrl_c_during_generation_keeps_the_printed_steps():
     """SIGINT after two decoding steps: exit 130, no traceback, the steps already printed stay on stdout."""
     script = (

@@ -96,7 +96,7 @@ def mask_demo_path(text: str) -> str:
 
 
 # float rounding differences (trace --compare's max |diff|, attend's check): what they are depends on the CPU's kernels
-_ROUNDING = re.compile(r"\d\.\de-\d\d")
+_ROUNDING = re.compile(r"\d\.\de[-+]\d\d")  # 0.0e+00 too: on one thread the noise can vanish
 _MEMORY = re.compile(r"\d+(?:\.\d+)? (?:B|KiB|MiB|GiB|TiB)")
 
 

@@ -260,6 +260,7 @@ def _lock_of(hub, repo_id: str, cache: Path) -> Path:
     return cache / ".locks" / f"models--{repo_id.replace('/', '--')}" / f"{etag}.lock"
 
 
+@pytest.mark.installed
 def test_a_held_cache_lock_is_reported_and_ctrl_c_ends_the_wait(loophub, tiny_t5, tmp_path):
     import os
     import signal
@@ -300,6 +301,7 @@ def test_a_held_cache_lock_is_reported_and_ctrl_c_ends_the_wait(loophub, tiny_t5
             child.wait()
 
 
+@pytest.mark.installed
 def test_ctrl_c_stops_a_weight_download_at_once(loophub, tiny_t5, tmp_path):
     """The weights arrive slowly (20 KB/s, about 9 s for this file): Ctrl-C in the middle ends t5peek within a
     second, where snapshot_download's thread pool waited for the file to finish."""

@@ -12,6 +12,8 @@ from helpers import assert_known_outcome, run_t5peek
 
 PROMPT = "translate English to Spanish: the red house is small"
 
+pytestmark = pytest.mark.installed  # the console script in a fresh process: what in-process would hide
+
 
 @pytest.mark.parametrize("args", [
     ("info", "demo"),

@@ -8,15 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 MODULES = {".".join(p.relative_to(SRC).with_suffix("").parts).removesuffix(".__init__"): p
            for p in SRC.rglob("*.py")}
 
 
 def _imports(module: str) -> set[str]:
-    """The t5peek modules `module` imports when it is imported (top-level statements only)."""
+    """The t5peek modules `module` imports anywhere: at the top, inside functions, and for type checking only."""
     found: set[str] = set()
-    for node in ast.parse(MODULES[module].read_text()).body:
+    for node in ast.walk(ast.parse(MODULES[module].read_text())):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("t5peek"):
             found.add(node.module)
             found.update(f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in MODULES)
@@ -55,9 +57,25 @@ def test_command_bodies_are_thin():
                 assert body_lines <= 40, f"{path.name}:{node.name} has a {body_lines}-line body"
 
 
+@pytest.mark.installed
 def test_the_api_and_session_import_without_torch():
     code = ("import sys, t5peek, t5peek.session, t5peek.api, t5peek.cli; "
             "print([m for m in ('torch', 'transformers', 'huggingface_hub') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_model_types_are_named_in_the_family_table_only():
+    from t5peek.families import FAMILIES
+
+    naming = set()
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in FAMILIES:
+                naming.add(name)
+    assert naming <= {"t5peek.families"}, sorted(naming)
+
+
+def test_every_view_runs_from_its_own_package():
+    assert not sorted(p.name for p in (SRC / "t5peek").glob("*_run.py"))

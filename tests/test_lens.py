@@ -14,7 +14,7 @@ import pytest
 import families
 from helpers import assert_clean_error, assert_known_outcome, run_cli, run_t5peek
 from t5peek.errors import UnsupportedModel
-from t5peek.lens.stream import SUPPORTED
+from t5peek.families import lens_families
 
 TOLERANCE = 1e-4
 DEMO_PROMPT = "translate English to Spanish: the red house is small"
@@ -116,6 +116,7 @@ def _streams_and_sublayer_outputs(model, model_type, input_ids, labels):
     import torch
 
     from t5peek.lens.stream import Recorder, read_anatomy
+    from t5peek.probe.hooks import hooked
 
     shape = read_anatomy(model, model_type)
     outputs, handles = {}, []
@@ -125,7 +126,8 @@ def _streams_and_sublayer_outputs(model, model_type, input_ids, labels):
                 lambda _m, _a, out, key=(index, name): outputs.__setitem__(key, out[0] if isinstance(out, tuple)
                                                                             else out)))
     try:
-        with torch.no_grad(), Recorder(shape.taps) as recorder:
+        recorder = Recorder(shape.taps)
+        with torch.no_grad(), hooked(model, recorder.hooks()):
             result = model(input_ids=input_ids, labels=labels, output_hidden_states=True)
             streams = recorder.take()
     finally:
@@ -213,7 +215,7 @@ def test_the_demo_settles_on_casa_with_cross_attention():
     assert "frozen" in run.method and run.norm_placement == "pre-norm"
 
 
-SUPPORTED_FAMILIES = [f for f in families.FAMILIES if f.model_type in SUPPORTED]
+SUPPORTED_FAMILIES = [f for f in families.FAMILIES if f.model_type in lens_families()]
 REFUSED_FAMILIES = [f for f in families.FAMILIES if f not in SUPPORTED_FAMILIES]
 
 

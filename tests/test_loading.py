@@ -98,6 +98,7 @@ def test_shard_symlink_out_of_the_folder_is_refused(copy_model, tiny_t5_sharded,
     assert_clean_error(run_cli("params", str(folder)), 3, "outside the model folder")
 
 
+@pytest.mark.installed
 def test_help_and_version_do_not_import_torch():
     code = ("import sys; from typer.testing import CliRunner; from t5peek.cli import app; "
             "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
@@ -107,6 +108,7 @@ def test_help_and_version_do_not_import_torch():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.installed
 def test_python_m_entry_point():
     result = subprocess.run([sys.executable, "-m", "t5peek", "--version"], capture_output=True, text=True)
     assert result.returncode == 0

@@ -7,6 +7,8 @@ T5 names its parts `SelfAttention`, `EncDecAttention`, `DenseReluDense`; BART na
 from __future__ import annotations
 
 import re
+
+from t5peek import families
 from t5peek.errors import BadCheckpoint, UnsupportedModel
 
 EMBEDDING = "embedding"
@@ -68,54 +70,16 @@ def layer_of(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-# model_type → family. Only encoder-decoder text models appear here.
-FAMILIES = {
-    "t5": "t5", "mt5": "t5", "umt5": "t5", "longt5": "t5", "switch_transformers": "t5",
-    "bart": "bart", "mbart": "bart", "marian": "bart", "pegasus": "bart", "m2m_100": "bart",
-    "blenderbot": "bart", "blenderbot-small": "bart", "led": "bart", "plbart": "bart", "mvp": "bart",
-    "pegasus_x": "bart", "bigbird_pegasus": "bart", "nllb-moe": "bart", "fsmt": "other",
-    "prophetnet": "other", "encoder-decoder": "composite",
-}
-
-# Commands that do not support a family yet: model_type → command → why. Each such command stops with a one-line
-# usage error (exit 2) through check_supported().
-UNSUPPORTED: dict[str, dict[str, str]] = {
-    "prophetnet": {
-        "trace": "ProphetNet's decoder predicts n future tokens in parallel streams, which the step-by-step trace "
-                 "does not follow",
-        "generate": "ProphetNet's decoder predicts n future tokens in parallel streams, which step-by-step decoding "
-                    "does not follow",
-    },
-}
-
-
 def check_supported(model_type: str | None, command: str, name: str) -> None:
     """Raise UnsupportedModel (exit 2) when `command` does not support this model_type yet."""
-    reason = UNSUPPORTED.get(model_type or "", {}).get(command)
+    found = families.family(model_type)
+    reason = found.refused.get(command) if found else None
     if reason:
         raise UnsupportedModel(f"t5peek {command} does not support {model_type} models like '{name}' yet: {reason}.")
 
 
-# How a family tells the model where each token is. T5-family attention adds a learned bias per bucket of relative
-# distance: there is no table of positions, so no position limit. The others add one vector per absolute position,
-# from a learned table or fixed sinusoids.
-RELATIVE, LEARNED, SINUSOIDAL = "relative", "learned", "sinusoidal"
-_SINUSOIDAL = {"marian", "pegasus", "m2m_100", "pegasus_x", "nllb-moe", "fsmt"}
-_LEARNED = {"bart", "mbart", "blenderbot", "blenderbot-small", "led", "plbart", "mvp", "bigbird_pegasus",
-            "prophetnet", "encoder-decoder"}
 # transformers' defaults when config.json leaves them out (T5Config, MT5Config, UMT5Config, LongT5Config, ...)
 RELATIVE_DEFAULTS = {"relative_attention_num_buckets": 32, "relative_attention_max_distance": 128}
-
-
-def position_kind(model_type: str | None) -> str | None:
-    """relative, learned or sinusoidal; None for a model type t5peek does not know."""
-    if FAMILIES.get(model_type or "") == "t5":
-        return RELATIVE
-    if model_type in _SINUSOIDAL:
-        return SINUSOIDAL
-    if model_type in _LEARNED:
-        return LEARNED
-    return None
 
 
 def relative_buckets(raw_config: dict) -> tuple[int, int]:
@@ -123,35 +87,26 @@ def relative_buckets(raw_config: dict) -> tuple[int, int]:
     return tuple(raw_config.get(key) or default for key, default in RELATIVE_DEFAULTS.items())
 
 
-# Families whose parameter count t5peek derives from the checkpoint headers alone; the others
-# build the model on the meta device (exact too, just slower).
-HEADER_COUNTED = {"t5", "mt5", "umt5", "longt5", "switch_transformers", "bart", "mbart", "pegasus", "plbart",
-                  "m2m_100", "blenderbot", "led"}
-
-# Where each header-counted family keeps its shared embedding (BART-style models wrap it in `model.` or `led.`).
-_T5_STYLE = {"t5", "mt5", "umt5", "longt5", "switch_transformers"}
-_BART_STYLE = {"bart": "model", "mbart": "model", "pegasus": "model", "plbart": "model", "m2m_100": "model",
-               "blenderbot": "model", "led": "led"}
-
 # Tensors stored in checkpoints that are buffers, not parameters.
 STORED_BUFFERS = {"final_logits_bias"}
 
 
 def tied_weights(model_type: str, raw_config: dict) -> dict[str, str]:
     """target → source tensor names that transformers ties, for the header-counted families."""
-    if model_type in _T5_STYLE:
+    found = families.family(model_type)
+    if found is None or not found.header_counted:
+        return {}
+    if found.style == families.T5_STYLE:
         # transformers 5 forces tie_word_embeddings=True for the whole T5 family; an untied lm_head is
         # kept apart only when the checkpoint stores different values for it.
         return {"encoder.embed_tokens.weight": "shared.weight", "decoder.embed_tokens.weight": "shared.weight",
                 "lm_head.weight": "shared.weight"}
-    if model_type in _BART_STYLE:
-        if raw_config.get("tie_word_embeddings", True) is False:
-            return {}
-        base = _BART_STYLE[model_type]
-        return {f"{base}.encoder.embed_tokens.weight": f"{base}.shared.weight",
-                f"{base}.decoder.embed_tokens.weight": f"{base}.shared.weight",
-                "lm_head.weight": f"{base}.shared.weight"}
-    return {}
+    if raw_config.get("tie_word_embeddings", True) is False:
+        return {}
+    base = found.embedding_base
+    return {f"{base}.encoder.embed_tokens.weight": f"{base}.shared.weight",
+            f"{base}.decoder.embed_tokens.weight": f"{base}.shared.weight",
+            "lm_head.weight": f"{base}.shared.weight"}
 
 
 def head_declared_untied(raw_config: dict) -> bool:

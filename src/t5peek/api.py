@@ -22,7 +22,7 @@ from t5peek.loading import DEFAULT_MODEL
 from t5peek.placement import normalize_max_memory
 from t5peek.session import RunOptions, Session, SourceOptions
 from t5peek.render.notebook import register_if_in_ipython
-from t5peek.trace_run import run_trace
+from t5peek.trace.run import run_trace
 from t5peek.generate_run import GenerateRequest, run_generate
 from t5peek.budget.report import request_from
 from t5peek.budget.run import run_budget

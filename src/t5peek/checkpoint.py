@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,7 +78,8 @@ class CheckpointIndex:
 
 
 def inside_folder(folder: Path, relative: str, root: Path | None = None) -> Path:
-    """The path of a file named by an index, refusing names that escape the model folder.
+    """The path of a weight file (or of a file named by a shard index), refusing names that escape the model
+    folder, links that point out of it, and anything but a regular file: reading a FIFO waits forever.
 
     `root` is where links may point: the folder itself, or for a Hub snapshot the repo's cache folder.
     """
@@ -85,16 +87,28 @@ def inside_folder(folder: Path, relative: str, root: Path | None = None) -> Path
         raise Refused(f"The shard index names '{relative}', outside the model folder; refusing to read it.")
     path = folder / relative
     allowed = (root or folder).resolve()
-    if path.exists() and allowed not in path.resolve().parents:
-        raise Refused(f"The shard '{relative}' is a link to a file outside the model folder; refusing to read it.")
+    if path.exists():
+        if allowed not in path.resolve().parents:
+            raise Refused(f"The weight file '{relative}' is a link to a file outside the model folder; refusing "
+                          "to read it.")
+        if not path.is_file():
+            raise _not_a_file(relative)
     return path
+
+
+def _not_a_file(name: str) -> BadCheckpoint:
+    return BadCheckpoint(f"The weight file '{name}' is not a regular file (a pipe, a device or a folder); refusing "
+                         "to read it.", hint="Put the real file in the model folder.")
 
 
 def read_safetensors_header(path: Path, file_label: str | None = None) -> dict[str, TensorInfo]:
     """Parse the JSON header of one safetensors file, checking that the data it announces is really there."""
     label = file_label or path.name
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            raise _not_a_file(label)
+        size = status.st_size
         with open(path, "rb") as handle:
             head = handle.read(8)
             if head.startswith(_LFS_POINTER_PREFIX[:8]) and handle.read(64).startswith(_LFS_POINTER_PREFIX[8:]):
@@ -185,7 +199,7 @@ def read_local_checkpoint(folder: Path, root: Path | None = None) -> CheckpointI
     """Index the weights of a local model folder without reading their data."""
     index_path = folder / SAFETENSORS_INDEX
     if index_path.is_file():
-        weight_map = _read_weight_map(index_path)
+        weight_map = _read_weight_map(inside_folder(folder, SAFETENSORS_INDEX, root))
         tensors: dict[str, TensorInfo] = {}
         files = tuple(sorted(set(weight_map.values())))
         for file in files:
@@ -206,11 +220,12 @@ def read_local_checkpoint(folder: Path, root: Path | None = None) -> CheckpointI
             tensors.update(read_safetensors_header(inside_folder(folder, file, root)))
         return CheckpointIndex("safetensors", tuple(others), tensors, "local", folder)
     if (folder / PICKLE_INDEX).is_file():
-        shards = sorted(set(_read_weight_map(folder / PICKLE_INDEX).values()))
+        shards = sorted(set(_read_weight_map(inside_folder(folder, PICKLE_INDEX, root)).values()))
         for shard in shards:
             inside_folder(folder, shard, root)  # the same path rules as for safetensors shards
         return CheckpointIndex("pickle", (PICKLE_INDEX, *shards), {}, "local", folder)
-    if (folder / PICKLE_SINGLE).is_file():
+    if os.path.lexists(folder / PICKLE_SINGLE):
+        inside_folder(folder, PICKLE_SINGLE, root)
         return CheckpointIndex("pickle", (PICKLE_SINGLE,), {}, "local", folder)
     return CheckpointIndex("none", (), {}, "local", folder)
 

@@ -13,6 +13,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     REFUSED = 3
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM, as shells report it
 
 
 class T5PeekError(Exception):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from t5peek import anatomy, seq2seq
+from t5peek import anatomy, families, seq2seq
 from t5peek.errors import UnsupportedModel, UsageError
 from t5peek.session import RunShape, Session
 from t5peek.generate import task_for_prompt
@@ -15,6 +17,8 @@ from t5peek.generate import decode, resolve_settings
 
 # new tokens the memory check plans for when --max-new-tokens is not given (transformers' default max_length)
 DEFAULT_PLANNED_TOKENS = 20
+# a run's progress line (decoding, --occlusion's re-scoring) changes at most this often
+PROGRESS_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ def check_request(request: GenerateRequest) -> None:
         raise UsageError(f"--layer counts decoder layers from 0 (got {request.layer}).")
     seq2seq.check_bounded(request.max_new_tokens, "--max-new-tokens", 1, seq2seq.MAX_NEW_TOKENS)
     seq2seq.check_bounded(request.num_beams, "--num-beams", 1, seq2seq.MAX_BEAMS)
+    if request.num_beams is not None and request.max_new_tokens is not None:
+        seq2seq.check_beam_tokens(request.num_beams, request.max_new_tokens)
     seq2seq.check_bounded(request.seed, "--seed", 0, seq2seq.MAX_SEED)
     if request.temperature is not None and 0 < request.temperature < seq2seq.MIN_TEMPERATURE:
         raise UsageError(f"--temperature must be at least {seq2seq.MIN_TEMPERATURE} (got {request.temperature}): "
@@ -77,8 +83,8 @@ def check_request(request: GenerateRequest) -> None:
 def shown_top_k(session: Session, request: GenerateRequest) -> int:
     """Checks that need only config.json; returns the number of candidates to show."""
     raw, name, layer = session.config, session.name, request.layer
-    family = anatomy.FAMILIES.get(session.model_type)
-    if request.new_views and family not in ("t5", "bart"):
+    family = families.style(session.model_type)
+    if request.new_views and family not in (families.T5_STYLE, families.BART_STYLE):
         raise UnsupportedModel(f"t5peek generate {request.new_views} works on the T5 and BART families only; "
                                f"'{name}' is a {session.model_type} model.")
     layers = anatomy.config_value(raw, "decoder_layers")
@@ -135,7 +141,7 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
                                  tokenizer, session.warn)
     new_tokens = request.max_new_tokens or DEFAULT_PLANNED_TOKENS
     loaded = session.weights(eager_attention=True, run=RunShape(encoded["input_ids"].shape[1], new_tokens,
-                                                                request.num_beams or 1))
+                                                                request.num_beams or 1, request.occlusion))
     requested, seed, seed_source = requested_settings(session, loaded.model, request)
     settings = resolve_settings(session.config, request.prompt, requested, top_k=top_k, seed=seed,
                                 seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads,
@@ -144,16 +150,57 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
     seq2seq.check_unknown(session.name, request.prompt, encoded["input_ids"][0].tolist(), tokenizer, session.warn)
     input_ids = encoded["input_ids"].to(loaded.device)
     attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
-    run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask,
-                 on_start=on_start)
-    if pad is not None:
-        from t5peek.generate.occlusion import occlude
+    with Progress(session) as progress:
+        plan = []
 
-        pad_token = seq2seq.token_strings(tokenizer, [pad])[0]
-        occlusion = occlude(loaded.model, input_ids, attention_mask, run, pad, pad_token,
-                            set(getattr(tokenizer, "all_special_ids", ())))
-        run = replace(run, occlusion=occlusion)
+        def started(decode_plan) -> None:
+            plan.append(decode_plan)
+            if on_start is not None:
+                on_start(decode_plan)
+
+        def stepped(step) -> None:
+            most = plan[0].settings["max_new_tokens"].value
+            beams = plan[0].settings["num_beams"].value
+            progress.show(f"Decoding: step {step.step + 1:,} of at most {most:,}"
+                          + (f", {beams} beams" if beams > 1 else "") + "…")
+
+        # a caller that shows the steps as they come needs no progress line
+        run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step or stepped,
+                     attention_mask=attention_mask, on_start=started)
+        if pad is not None:
+            from t5peek.generate.occlusion import occlude
+
+            pad_token = seq2seq.token_strings(tokenizer, [pad])[0]
+            occlusion = occlude(loaded.model, input_ids, attention_mask, run, pad, pad_token,
+                                set(getattr(tokenizer, "all_special_ids", ())),
+                                lambda done, total: progress.show(f"--occlusion: re-scored {done:,} of {total:,} "
+                                                                  "copies of the source…", now=done == 0))
+            run = replace(run, occlusion=occlusion)
     return replace(run, model=session.name, prompt=request.prompt)
+
+
+class Progress:
+    """The session's progress line (a spinner on stderr when it is a terminal), its message renewed at most every
+    PROGRESS_SECONDS."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.shown = -math.inf
+        self.stack = contextlib.ExitStack()
+
+    def show(self, message: str, now: bool = False) -> None:
+        """Show `message`: at once when `now`, else unless the last one is younger than PROGRESS_SECONDS."""
+        clock = time.monotonic()
+        if now or clock - self.shown >= PROGRESS_SECONDS:
+            self.shown = clock
+            self.stack.close()
+            self.stack.enter_context(self.session.progress(message))
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stack.close()
 
 
 def occlusion_pad(session: Session, tokenizer) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from t5peek import anatomy
+from t5peek import anatomy, families
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.errors import T5PeekError
 from t5peek.loading import ResolvedModel
@@ -63,13 +63,13 @@ def summarize(resolved: ResolvedModel, raw: dict, checkpoint: CheckpointIndex, t
     if isinstance(raw.get("encoder"), dict) and isinstance(raw.get("decoder"), dict):
         encoder_raw, decoder_raw = raw["encoder"], raw["decoder"]  # EncoderDecoderModel (bert2bert, ...)
     decoder_layers = anatomy.config_value(decoder_raw, "decoder_layers")
-    if model_type in {"t5", "mt5", "umt5", "longt5", "switch_transformers"}:
+    if families.is_t5_style(model_type):
         decoder_layers = raw.get("num_decoder_layers") or raw.get("num_layers")
     head, head_note = _head(model_type, raw, checkpoint)
     positions = _positions(model_type, encoder_raw, decoder_raw)
     return ModelInfo(
         model=resolved.name, source=resolved.source, folder=str(resolved.folder), commit=resolved.commit,
-        revision=resolved.revision, model_type=model_type, family=anatomy.FAMILIES.get(model_type, "other"),
+        revision=resolved.revision, model_type=model_type, family=families.style(model_type) or families.OTHER_STYLE,
         architecture=architectures[0] if architectures else None,
         encoder_layers=anatomy.config_value(encoder_raw, "encoder_layers"), decoder_layers=decoder_layers,
         d_model=anatomy.config_value(encoder_raw, "d_model"), heads=anatomy.config_value(encoder_raw, "heads"),
@@ -92,8 +92,8 @@ def total_of(count: Callable[[], ParamReport]) -> tuple[int | None, str]:
 
 
 def _positions(model_type: str, encoder_raw: dict, decoder_raw: dict) -> dict:
-    kind = anatomy.position_kind(model_type)
-    if kind == anatomy.RELATIVE:
+    kind = families.position_kind(model_type)
+    if kind == families.RELATIVE:
         buckets, distance = anatomy.relative_buckets(encoder_raw)
         return dict(max_positions=None, decoder_max_positions=None, position_kind=kind, relative_buckets=buckets,
                     relative_max_distance=distance)

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t5peek import anatomy, hub, placement
+from t5peek import anatomy, families, hub, placement
 from t5peek.checkpoint import CheckpointIndex, checkpoint_from_hub, read_local_checkpoint, weights_present
 from t5peek.errors import BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError
 from t5peek.checkpoint import same_stored_values
@@ -110,7 +110,7 @@ def check_encoder_decoder(raw: dict, name: str) -> None:
     model_type = raw.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         raise UnsupportedModel(f"config.json of '{name}' has no model_type.")
-    if model_type in anatomy.FAMILIES:
+    if families.family(model_type) is not None:
         return
     # Unusual types need transformers' own registry: slower, but only on this path.
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
@@ -136,33 +136,37 @@ def read_checkpoint(resolved: ResolvedModel) -> CheckpointIndex:
 
 
 def _has_tokenizer(folder: Path) -> bool:
+    """Whether `folder` holds a file a tokenizer can be read from: enough offline, where nothing better can be
+    had; online, hub.fetch_snapshot also wants every tokenizer file the repo lists."""
     return any((folder / name).is_file() for name in _TOKENIZER_FILES)
 
 
 def download_tokenizer(resolved: ResolvedModel) -> ResolvedModel:
-    """Fetch the tokenizer and the small JSON files (no weights) of a Hub model, once."""
+    """Fetch the tokenizer and the small JSON files (no weights) of a Hub model: those of the repo's files that are
+    not in the cache yet (none, once they all are)."""
     if resolved.repo_id is None:
         return resolved
     folder = hub.fetch_snapshot(resolved.repo_id, resolved.revision, resolved.folder, _SMALL_PATTERNS,
-                                _has_tokenizer)
+                                _has_tokenizer, "tokenizer files")
     return replace(resolved, folder=folder)
 
 
 def download_weights(resolved: ResolvedModel, allow_pickle: bool) -> ResolvedModel:
-    """Fetch what full loading needs (weights, tokenizer, generation config) for Hub models, once."""
+    """Fetch what full loading needs (weights, tokenizer, generation config) for Hub models: those of the repo's
+    files that are not in the cache yet."""
     if resolved.repo_id is None:
         return resolved
 
-    def complete(folder: Path) -> bool:
+    def usable(folder: Path) -> bool:
         try:
             stored = read_local_checkpoint(folder, resolved.root)
         except T5PeekError:
             return False
-        usable = stored.format == "safetensors" or (allow_pickle and stored.format == "pickle")
-        return usable and _has_tokenizer(folder)
+        loadable = stored.format == "safetensors" or (allow_pickle and stored.format == "pickle")
+        return loadable and _has_tokenizer(folder)
 
     patterns = _WEIGHT_PATTERNS + (_PICKLE_PATTERNS if allow_pickle else [])
-    folder = hub.fetch_snapshot(resolved.repo_id, resolved.revision, resolved.folder, patterns, complete)
+    folder = hub.fetch_snapshot(resolved.repo_id, resolved.revision, resolved.folder, patterns, usable, "weights")
     return replace(resolved, folder=folder)
 
 

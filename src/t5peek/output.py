@@ -167,6 +167,44 @@ def _isatty(stream) -> bool:
         return False
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`kill`, `timeout`, a CI runner stopping a job), raised in the main thread by the handler `cli.main`
+    installs. A kind of KeyboardInterrupt, so whatever cleans up after Ctrl-C cleans up after it too."""
+
+
+class OutputFailed(T5PeekError):
+    """Standard output cannot take what a command writes: a full disk, a closed descriptor, an I/O error."""
+
+
+class _Stdout:
+    """Standard output as commands write it: a write that fails for any reason but a reader that stopped early
+    (a closed pipe) is OutputFailed, one line and exit 1. A stdout closed when t5peek started is None."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(lambda stream: stream.write(text))
+
+    def flush(self) -> None:
+        self._guarded(lambda stream: stream.flush())
+
+    def _guarded(self, call):
+        if self._stream is None:
+            raise OutputFailed("Cannot write the output: standard output is closed.")
+        try:
+            return call(self._stream)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise OutputFailed(f"Cannot write the output: {reason.rstrip('.')}.",
+                               hint="Check the disk or device that standard output goes to.") from None
+
+    def __getattr__(self, name):  # encoding, fileno, isatty, ...
+        return getattr(self._stream, name)
+
+
 class _PipeFriendlyConsole(SafeConsole):
     """A reader that stops early (`t5peek arch | head`) ends the command quietly, with success."""
 
@@ -181,7 +219,7 @@ class Output:
     def __init__(self, json_mode: bool = False, command: str = ""):
         self.json_mode = json_mode
         self.command = command
-        self.console = _console(sys.stdout, _PipeFriendlyConsole, soft_wrap=False)
+        self.console = _console(_Stdout(sys.stdout), _PipeFriendlyConsole, soft_wrap=False)
         self.err = _console(sys.stderr, soft_wrap=True)
 
     def emit(self, record, render: Callable[[object, Console], None] | None) -> None:
@@ -219,8 +257,9 @@ def fail(output_err: Console | None, message: str, hint: str | None = None) -> N
 
 
 def _write_json(data: dict) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=_needs_fallback(sys.stdout), indent=2) + "\n")
-    sys.stdout.flush()
+    stdout = _Stdout(sys.stdout)
+    stdout.write(json.dumps(data, ensure_ascii=_needs_fallback(sys.stdout), indent=2) + "\n")
+    stdout.flush()
 
 
 def cli_command(func: Callable) -> Callable:
@@ -241,15 +280,21 @@ def run_command(debug: bool, body: Callable[[], None], command: str | None = Non
     when `command` is given, a JSON error document on stdout)."""
     import typer
 
-    def failed(kind: str, code: ExitCode, message: str, hint: str | None = None) -> typer.Exit:
+    def failed(kind: str, code: int, message: str, hint: str | None = None) -> typer.Exit:
         return typer.Exit(report_failure(kind, code, message, hint, command))
 
     try:
         with _libraries_quiet(debug):
             body()
+    except OutputFailed as exc:
+        _show_traceback(debug)
+        _silence_stdout()
+        raise typer.Exit(report_failure(exc.kind, exc.exit_code, exc.message, exc.hint, None)) from None
     except T5PeekError as exc:
         _show_traceback(debug)
         raise failed(exc.kind, exc.exit_code, exc.message, exc.hint) from None
+    except Terminated:
+        raise failed("interrupted", ExitCode.TERMINATED, "terminated.") from None
     except KeyboardInterrupt:
         raise failed("interrupted", ExitCode.INTERRUPTED, "interrupted.") from None
     except BrokenPipeError:
@@ -268,12 +313,15 @@ def run_command(debug: bool, body: Callable[[], None], command: str | None = Non
                      None if debug else "Run again with --debug to see the traceback.") from None
 
 
-def report_failure(kind: str, code: ExitCode, message: str, hint: str | None, command: str | None) -> int:
-    """One error line (and hint) on stderr and, when `command` is given (--json), the error document on stdout;
-    returns the exit code."""
+def report_failure(kind: str, code: int, message: str, hint: str | None, command: str | None) -> int:
+    """One error line (and hint) on stderr and, when `command` is given (--json), the error document on stdout
+    (unless stdout cannot take it: the line on stderr has said what went wrong); returns the exit code."""
     fail(None, message, hint)
     if command is not None:
-        _write_json(error_document(command, kind, redact(message), redact(hint) if hint else None, code))
+        try:
+            _write_json(error_document(command, kind, redact(message), redact(hint) if hint else None, code))
+        except (OutputFailed, BrokenPipeError):
+            _silence_stdout()
     return int(code)
 
 
@@ -307,9 +355,14 @@ def _show_traceback(debug: bool) -> None:
 
 
 def _silence_stdout() -> None:
-    """After a closed pipe, point stdout at /dev/null so Python's exit-time flush stays quiet."""
+    """After a closed pipe or a failed write, point stdout at /dev/null so Python's exit-time flush stays quiet."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # closed from the start: cli.main put /dev/null there
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+        os.dup2(devnull, descriptor)
+        os.close(devnull)
+    except OSError:
         pass

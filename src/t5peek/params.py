@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from t5peek import anatomy
+from t5peek import anatomy, families
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.loading import untied_names
 
@@ -263,7 +263,7 @@ def count(model: str, raw_config: dict, checkpoint: CheckpointIndex | None, by: 
         frozen = sum(p.numel() for p in loaded_model.parameters() if not p.requires_grad)
         return report(model, model_type, tensors, by, "loaded weights", checkpoint,
                       trainable=trainable, frozen=frozen)
-    if has_headers and model_type in anatomy.HEADER_COUNTED:
+    if has_headers and families.header_counted(model_type):
         tensors = tensors_from_headers(model_type, raw_config, checkpoint)
         return report(model, model_type, tensors, by, "safetensors headers", checkpoint)
     meta = meta_model_factory()

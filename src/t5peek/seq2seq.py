@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from t5peek import anatomy
+from t5peek import anatomy, families
 from t5peek.errors import UnsupportedModel, UsageError
 from t5peek.loading import DEMO_NAME
 
@@ -32,7 +32,7 @@ def decoder_config(raw: dict) -> dict:
 
 def relative_positions(raw: dict) -> bool:
     """T5-family models encode relative positions: no learned table caps the sequence length."""
-    return anatomy.position_kind(raw.get("model_type")) == anatomy.RELATIVE
+    return families.position_kind(raw.get("model_type")) == families.RELATIVE
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,9 @@ MAX_SOURCE_TOKENS = 8192
 MAX_NEW_TOKENS = 2048
 MAX_TRACE_STEPS = 256
 MAX_BEAMS = 64
+# Beam search keeps every running beam's decoder input at every step (beams x n x (n + 1) / 2 tokens after n steps):
+# the records grow with the square of the length. Past this many kept tokens a run takes minutes and gigabytes.
+MAX_BEAM_TOKENS = 2**21
 MIN_TEMPERATURE = 1e-4
 MAX_SEED = 2**63 - 1
 
@@ -100,6 +103,26 @@ def check_bounded(value: int | float | None, option: str, low, high, why: str = 
     """A number the user gave, inside the range a run can handle."""
     if value is not None and not low <= value <= high:
         raise UsageError(f"{option} must be between {low:,} and {high:,} (got {value:,}){why}.")
+
+
+def most_beam_tokens(beams: int) -> int:
+    """The most new tokens a run with `beams` beams may ask for: MAX_NEW_TOKENS, fewer for a beam search that would
+    keep more than MAX_BEAM_TOKENS."""
+    most = MAX_NEW_TOKENS
+    while beams > 1 and beams * most * (most + 1) // 2 > MAX_BEAM_TOKENS:
+        most -= 1
+    return most
+
+
+def check_beam_tokens(beams: int, new_tokens: int) -> None:
+    """Beam search keeps every beam's decoder input at every step: refuse what would keep more than
+    MAX_BEAM_TOKENS (greedy search and sampling have check_bounded's MAX_NEW_TOKENS)."""
+    most = most_beam_tokens(beams)
+    if beams > 1 and new_tokens > most:
+        raise UsageError(f"Beam search with {beams} beams and {new_tokens:,} new tokens would keep "
+                         f"{beams * new_tokens * (new_tokens + 1) // 2:,} tokens (every beam's, at every step); "
+                         f"t5peek keeps at most {MAX_BEAM_TOKENS:,}: with {beams} beams, at most {most:,} new tokens.",
+                         hint="Ask for fewer with --max-new-tokens, or fewer beams with --num-beams.")
 
 
 def check_prompt(raw: dict, name: str, length: int, tokenizer, warn: Callable[[str], None]) -> None:

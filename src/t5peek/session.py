@@ -54,10 +54,12 @@ class RunShape:
     source_tokens: int
     new_tokens: int
     beams: int = 1
+    occlusion: bool = False  # the output is re-scored once per source token (--occlusion)
 
     def describe(self) -> str:
         beams = f", {self.beams} beams" if self.beams > 1 else ""
-        return f"this run ({self.source_tokens} source tokens, {self.new_tokens} new tokens{beams})"
+        occlusion = ", re-scored once per source token for --occlusion" if self.occlusion else ""
+        return f"this run ({self.source_tokens} source tokens, {self.new_tokens} new tokens{beams}{occlusion})"
 
 
 @dataclass
@@ -130,7 +132,7 @@ class Session:
         if not self.checkpoint.tensors:
             return None
         return estimate_generate_peak(self.config, self.checkpoint, run.source_tokens, run.new_tokens, run.beams,
-                                      dtype=self.run.dtype, device=self.run.device)
+                                      dtype=self.run.dtype, device=self.run.device, occlusion=run.occlusion)
 
     def plan_split(self, max_memory: dict):
         """How accelerate would place the model over `max_memory`, planned on the meta model."""

@@ -8,8 +8,12 @@ It answers what huggingface_hub sends (read from its file_download, _snapshot_do
 
 and the Hub's error replies, named by X-Error-Code: RepoNotFound, GatedRepo, RevisionNotFound, EntryNotFound.
 It can also misbehave on purpose: `mode = "hang"` accepts connections and never answers, `mode = "close"`
-closes them without a reply, `mode = "error:500"` answers every request with that status, and
-`throttle = {"model.safetensors": 20_000}` sends that file's body at that many bytes per second.
+closes them without a reply, `mode = "error:500"` answers every request with that status,
+`mode = "drip:0.2"` sends every reply's status line and then one byte of its headers every 0.2 s, for ever,
+`throttle = {"model.safetensors": 20_000}` sends that file's body at that many bytes per second, and
+`drip = {"model.safetensors": 0.2}` sends that file's body one byte every 0.2 s (a reply that stalls but never
+times out a read). Whatever hangs or drips stops at `release()` or when the hub is closed.
+`any_revision = True` makes every revision it does not know name the commit of `main`, as a careless mirror might.
 
 It counts the requests it answers and the body bytes it sends, so tests can say "headers only" or "no request".
 """
@@ -61,6 +65,8 @@ class LoopbackHub:
         self.requests: list[Request] = []
         self.mode = "normal"
         self.throttle: dict[str, float] = {}  # file name in the repo → bytes per second of its body
+        self.drip: dict[str, float] = {}  # file name in the repo → seconds between the single bytes of its body
+        self.any_revision = False  # unknown revisions resolve to main
         self._lock = threading.Lock()
         self._stop = threading.Event()
         hub = self
@@ -88,9 +94,13 @@ class LoopbackHub:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self.release()
         self._server.shutdown()
         self._server.server_close()
+
+    def release(self) -> None:
+        """End every hang and drip now (a test's last resort against a client that would wait for ever)."""
+        self._stop.set()
 
     @property
     def port(self) -> int:
@@ -144,19 +154,37 @@ class LoopbackHub:
             except OSError:
                 pass
             return
-        path = unquote(urlsplit(handler.path).path)
+        if self.mode.startswith("drip:"):
+            self._drip_headers(handler, float(self.mode.split(":")[1]))
+            return
+        raw = urlsplit(handler.path).path  # matched before decoding: a revision's '/' comes as %2F
+        path = unquote(raw)
         if self.mode.startswith("error:"):  # echoes the credentials it got, as a careless server might
             echo = f"server error (Authorization: {handler.headers.get('Authorization')})"
             self._reply(handler, int(self.mode.split(":")[1]), {"X-Error-Message": echo}, echo.encode(), body, path)
             return
         if path.startswith("/api/models/"):
-            self._api(handler, path[len("/api/models/"):], body)
+            self._api(handler, raw[len("/api/models/"):], body)
         else:
-            self._resolve(handler, path.lstrip("/"), body)
+            self._resolve(handler, raw.lstrip("/"), body)
+
+    def _drip_headers(self, handler, interval: float) -> None:
+        """A status line, then a header that never ends, one byte every `interval` seconds."""
+        handler.close_connection = True
+        try:
+            handler.wfile.write(b"HTTP/1.1 200 OK\r\nX-Drip: ")
+            handler.wfile.flush()
+            while not self._stop.wait(interval):
+                handler.wfile.write(b"a")
+                handler.wfile.flush()
+        except OSError:
+            pass
 
     def _api(self, handler, rest: str, body: bool) -> None:
         match = re.fullmatch(r"(?P<repo>[^/]+(?:/[^/]+)?)(?:/(?P<kind>revision|tree)/(?P<rev>[^/]+)(?:/(?P<sub>.*))?)?",
                              rest)
+        match = {key: unquote(value) if value else value for key, value in match.groupdict().items()} if match else None
+        rest = unquote(rest)
         repo = self.repos.get(match["repo"]) if match else None
         if repo is None:
             return self._error(handler, 404, "RepoNotFound", body, rest)
@@ -186,6 +214,8 @@ class LoopbackHub:
 
     def _resolve(self, handler, rest: str, body: bool) -> None:
         match = re.fullmatch(r"(?P<repo>[^/]+(?:/[^/]+)?)/resolve/(?P<rev>[^/]+)/(?P<file>.+)", rest)
+        match = {key: unquote(value) for key, value in match.groupdict().items()} if match else None
+        rest = unquote(rest)
         repo = self.repos.get(match["repo"]) if match else None
         if repo is None:
             return self._error(handler, 404, "RepoNotFound", body, rest)
@@ -216,7 +246,8 @@ class LoopbackHub:
         handler.end_headers()
         sent = 0
         rate = self.throttle.get(match["file"])
-        piece = max(1, int(rate // 20)) if rate else 1 << 20
+        drip = self.drip.get(match["file"])
+        piece = 1 if drip else max(1, int(rate // 20)) if rate else 1 << 20
         if body:
             with open(source, "rb") as stream:
                 stream.seek(start)
@@ -224,6 +255,9 @@ class LoopbackHub:
                     chunk = stream.read(min(piece, length - sent))
                     if rate:
                         time.sleep(len(chunk) / rate)
+                    if drip and sent and self._stop.wait(drip):
+                        handler.close_connection = True  # released: the client sees the reply cut short
+                        break
                     if not chunk:
                         break
                     try:
@@ -233,11 +267,12 @@ class LoopbackHub:
                     sent += len(chunk)
         self._record(handler.command, rest, status, sent)
 
-    @staticmethod
-    def _commit(repo: Repo, revision: str) -> str | None:
+    def _commit(self, repo: Repo, revision: str) -> str | None:
         if revision in repo.branches:
             return repo.branches[revision]
-        return revision if revision in repo.commits else None
+        if revision in repo.commits:
+            return revision
+        return repo.branches.get("main") if self.any_revision else None
 
     def _error(self, handler, status: int, code: str, body: bool, path: str, extra: dict | None = None) -> None:
         headers = {"X-Error-Code": code, "X-Error-Message": code, **(extra or {})}

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from t5peek import seq2seq
 from t5peek.attend.heads import HeadSite
 from t5peek.errors import UsageError
+from t5peek.probe.hooks import INPUT, OUTPUT, Hook, hooked
+from t5peek.probe.stepping import decoder_step
 
 
 @dataclass
@@ -42,36 +44,30 @@ class Decoded:
     next_id: int | None  # the token picked at step T (decoder views)
 
 
-def _hidden(args, kwargs):
-    return args[0] if args else kwargs["hidden_states"]
-
-
 @contextmanager
-def hooks_on(site: HeadSite):
+def hooks_on(model, site: HeadSite):
+    """What the attention module at `site` receives and returns, and its output projection's input, kept for
+    every call inside the block."""
     captured = Captured()
 
-    def before(_module, args, kwargs):
-        captured.inputs.append(_hidden(args, kwargs))
+    def before(hidden, call) -> None:
+        captured.inputs.append(hidden)
+        kwargs = call.kwargs
         source = kwargs.get("key_value_states", kwargs.get("encoder_hidden_states"))  # umt5 names it the latter
         if source is not None:
             captured.key_value_states = source
         captured.mask = kwargs.get("mask", kwargs.get("attention_mask"))
         captured.position_bias = kwargs.get("position_bias")
 
-    def after(_module, _args, output):
-        captured.output, captured.weights = output[0], output[-1]
+    def after(_value, call) -> None:
+        captured.output, captured.weights = call.output[0], call.output[-1]
 
-    def projection(_module, args):
-        captured.projection_input = args[0]
+    def projection(heads, _call) -> None:
+        captured.projection_input = heads
 
-    handles = [site.module.register_forward_pre_hook(before, with_kwargs=True),
-               site.module.register_forward_hook(after),
-               site.output.register_forward_pre_hook(projection)]
-    try:
+    with hooked(model, [Hook(site.module, INPUT, before), Hook(site.module, OUTPUT, after),
+                        Hook(site.output, INPUT, projection)]):
         yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def run_to_query(model, input_ids, attention_mask, step: int | None, tokenizer=None) -> Decoded:
@@ -88,9 +84,7 @@ def run_to_query(model, input_ids, attention_mask, step: int | None, tokenizer=N
         device = input_ids.device
         for current in range(step + 1):
             fed = torch.tensor([[decoder_ids[-1]]], device=device)
-            output = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=fed,
-                           past_key_values=cache, use_cache=True, return_dict=True)
-            cache = output.past_key_values if output.past_key_values is not None else cache
+            output, cache = decoder_step(model, encoder_outputs, attention_mask, fed, cache)
             chosen = int(output.logits[0, -1].argmax())
             if current < step and chosen in eos:
                 token = seq2seq.token_strings(tokenizer, [chosen])[0]

@@ -13,35 +13,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t5peek import anatomy
+from t5peek import anatomy, families
 from t5peek.attend.records import AttentionKind
 from t5peek.errors import UnsupportedModel, UsageError
 
-T5_STYLE = ("t5", "mt5", "umt5", "switch_transformers")
-BART_STYLE = ("bart", "mbart", "marian", "pegasus", "m2m_100", "blenderbot", "blenderbot-small", "plbart", "nllb-moe")
-
-_REFUSED = {
-    "longt5": "its encoder attends within local windows (and transient global blocks), not to every token",
-    "led": "its encoder attends within a sliding window (Longformer attention), not to every token",
-    "pegasus_x": "its encoder attends within blocks plus global tokens, not to every token",
-    "bigbird_pegasus": "its encoder's block-sparse attention is not one softmax over every token",
-    "mvp": "its attention can prepend learned prompt keys and values",
-    "prophetnet": "its decoder predicts n future tokens in parallel streams",
-}
-
-
 def check_family(model_type: str | None, name: str) -> None:
     """Refuse (exit 2, one line) the families whose attention this view does not recompute."""
-    if model_type in T5_STYLE or model_type in BART_STYLE:
+    row = families.family(model_type)
+    if row is not None and row.attend_supported:
         return
-    reason = _REFUSED.get(model_type or "", "only T5-style and BART-style attention is recomputed")
+    reason = (row and row.attend_refused) or "only T5-style and BART-style attention is recomputed"
     raise UnsupportedModel(f"t5peek attend does not support {model_type} models like '{name}': {reason}.",
                            hint="It reads the T5 family (t5, flan-t5, mt5, umt5, switch) and the BART family (bart, "
                                 "mbart, marian, pegasus, m2m_100/nllb, blenderbot, plbart).")
 
 
 def is_t5_style(model_type: str) -> bool:
-    return model_type in T5_STYLE
+    return families.is_t5_style(model_type)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t5peek import anatomy, seq2seq
+from t5peek import anatomy, families, seq2seq
 from t5peek.attend.capture import Captured
 from t5peek.attend.heads import HeadSite, relative_buckets, scaling
 from t5peek.attend.records import AttendReport, AttentionKind, HeadCheck, KeyRow
@@ -135,7 +135,7 @@ def build_report(numbers: dict, query: Query, *, name: str, model_type: str, pro
     return AttendReport(
         model=name, model_type=model_type, prompt=prompt, kind=kind, module=site.name, layer=query.layer,
         layers=query.layers, head=query.head, heads=query.heads, d_model=d_model, d_kv=numbers["d_kv"],
-        scaling=scaling(model_type, numbers["d_kv"]), position_kind=anatomy.position_kind(model_type) or "unknown",
+        scaling=scaling(model_type, numbers["d_kv"]), position_kind=families.position_kind(model_type) or "unknown",
         buckets=num_buckets, max_distance=max_distance,
         bidirectional=(kind is AttentionKind.ENCODER_SELF) if relative_kind else None,
         source_ids=source_ids, source_tokens=source_tokens, decoder_ids=decoder_ids, decoder_tokens=decoder_tokens,

@@ -86,7 +86,7 @@ def run_attend(session: Session, request: AttendRequest) -> AttendReport:
                          "memory, or without --device-map.")
     step = None if kind is AttentionKind.ENCODER_SELF else position
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    with session.progress("Running the model to the query…"), hooks_on(site) as captured:
+    with session.progress("Running the model to the query…"), hooks_on(model, site) as captured:
         decoded = run_to_query(model, input_ids, attention_mask, step, session.tokenizer)
     shape = config_shape(raw, kind)
     query = Query(kind, layer, shape.layers, request.head, shape.heads, position)

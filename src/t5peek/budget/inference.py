@@ -70,3 +70,37 @@ def budget(shape: ModelShape, weights: int, batch: int, source: int, target: int
     decoding = encoder_output + cross + own + step_peak + logits
     return InferenceBudget(encoder_output, cross, own, per_token, encoder_peak, step_peak, logits,
                            weights + max(encoder_peak, decoding))
+
+
+# --occlusion re-scores the output once per source token; its copies go through the model in forwards of at most
+# this many bytes beyond the weights (one copy alone may need more: it then goes alone)
+OCCLUSION_FORWARD_BYTES = 256 * 1024 ** 2
+
+
+def rescoring_bytes(shape: ModelShape, source: int, target: int, element: int) -> int:
+    """One sequence of a teacher-forced forward without cache (--occlusion's re-scoring): the decoder reads all
+    `target` positions at once. The largest of three moments: an encoder layer (T5's position bias counted per
+    sequence, as a padding mask makes it); a decoder layer beside the encoder output, with the scores, their
+    softmax and the masks of its self- and cross-attention; the logits with their float32 copy and
+    log-probabilities. Grows linearly with the sequences of a batch."""
+    encoder = encoder_transient(shape, 1, source, element) + 8 * source
+    if shape.style == T5_STYLE:
+        encoder += shape.heads * source * source * element
+    heads, inner, output = shape.decoder_heads, shape.decoder_inner, source * shape.d_model * element
+    self_attention = 4 * target * inner * element + (3 * heads + 1) * target * target * element
+    cross_attention = 2 * (target + source) * inner * element + (3 * heads + 1) * target * source * element
+    feed_forward = (3 if shape.gated else 2) * target * shape.decoder_ffn * element
+    biases = heads * target * (target + source) * element if shape.style == T5_STYLE else 0
+    ids_and_masks = 8 * (source + 2 * target) + target * (target + source)  # int64 ids, boolean masks
+    decoder = output + 2 * target * shape.d_model * element + max(self_attention, cross_attention, feed_forward) + \
+        biases + ids_and_masks
+    logits = output + target * shape.d_model * element + target * shape.vocab * (element + 2 * FLOAT32)
+    return max(encoder, decoder, logits)
+
+
+def rescoring_batch(shape: ModelShape, copies: int, source: int, target: int, element: int) -> tuple[int, int]:
+    """How many of `copies` sequences one re-scoring forward takes (within OCCLUSION_FORWARD_BYTES, at least one),
+    and the bytes such a forward needs."""
+    one = rescoring_bytes(shape, source, target, element)
+    rows = max(1, min(copies, OCCLUSION_FORWARD_BYTES // one))
+    return rows, rows * one

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t5peek import anatomy, seq2seq
+from t5peek import families, seq2seq
 from t5peek.budget import activations, flops, inference, training
 from t5peek.budget.records import BudgetReport, BudgetRow, Group
 from t5peek.kinds import Mode, Optimizer
@@ -224,8 +224,8 @@ def notes(shape: ModelShape) -> tuple[str, ...]:
     if not shape.measured:
         found.append(f"{shape.model_type}: the formulas follow the {shape.style.upper()} layout and are not checked "
                      "against measurement for this family; treat activations and FLOPs as estimates.")
-    if anatomy.position_kind(shape.model_type) and shape.model_type in ("longt5", "led", "bigbird_pegasus",
-                                                                         "pegasus_x"):
+    row = families.family(shape.model_type)
+    if row is not None and row.sparse_encoder:
         found.append("the encoder's local or sparse attention is counted as full attention: an upper bound.")
     if shape.experts:
         found.append(f"mixture of experts: each token runs {shape.experts_per_token} of {shape.experts} experts; "

@@ -39,17 +39,24 @@ def available_memory(device: str) -> tuple[int | None, str]:
 
 
 def estimate_generate_peak(raw_config: dict, checkpoint: CheckpointIndex, source_tokens: int, new_tokens: int,
-                           num_beams: int = 1, dtype: str = "float32", device: str = "cpu") -> int:
+                           num_beams: int = 1, dtype: str = "float32", device: str = "cpu",
+                           occlusion: bool = False) -> int:
     """Bytes a generate() of batch 1 peaks at: weights in `dtype`, encoder output, both caches, the logits and one
-    layer's transient. Headers only; for families counted on the meta model, every stored tensor counts once."""
+    layer's transient; with `occlusion`, at least the weights and one forward of --occlusion's re-scoring (a copy
+    of the source per source token, the output teacher-forced). Headers only; for families counted on the meta
+    model, every stored tensor counts once."""
     try:
         tensors = parameter_tensors(raw_config, checkpoint, _no_meta_model)
     except LookupError:
         tensors = [Tensor(name, info.shape, info.numel) for name, info in checkpoint.tensors.items()]
     shape = read_shape(raw_config, tensors)
     element = ELEMENT_BYTES[compute_dtype(dtype, checkpoint.main_dtype, device)]
-    return inference.budget(shape, shape.parameters * element, 1, source_tokens, new_tokens, num_beams,
-                            element).peak
+    weights = shape.parameters * element
+    peak = inference.budget(shape, weights, 1, source_tokens, new_tokens, num_beams, element).peak
+    if occlusion:
+        _rows, forward = inference.rescoring_batch(shape, source_tokens + 1, source_tokens, new_tokens, element)
+        peak = max(peak, weights + forward)
+    return peak
 
 
 def _no_meta_model():

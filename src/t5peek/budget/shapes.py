@@ -10,14 +10,10 @@ import math
 import re
 from dataclasses import dataclass
 
-from t5peek import anatomy, params, seq2seq
+from t5peek import anatomy, families, params, seq2seq
 from t5peek.checkpoint import CheckpointIndex
 
-T5_STYLE, BART_STYLE = "t5", "bart"
-# Families whose every budget row is checked against measurement in tests/test_budget_oracle.py.
-MEASURED = {"t5", "marian", "bart"}
-# transformers' routers: switch_transformers sends each token to 1 expert, NLLB-MoE to 2.
-EXPERTS_PER_TOKEN = {"switch_transformers": 1, "nllb-moe": 2}
+T5_STYLE, BART_STYLE = families.T5_STYLE, families.BART_STYLE
 _EXPERT = re.compile(r"experts\.(?:expert_)?(\d+)\.")
 
 
@@ -64,14 +60,15 @@ def parameter_tensors(raw: dict, checkpoint: CheckpointIndex | None, meta_model_
     """The distinct parameters, found exactly as `t5peek params` finds them (headers when they are enough)."""
     model_type = raw["model_type"]
     if checkpoint is not None and checkpoint.format == "safetensors" and checkpoint.tensors and \
-            model_type in anatomy.HEADER_COUNTED:
+            families.header_counted(model_type):
         return params.tensors_from_headers(model_type, raw, checkpoint)
     return params.tensors_from_model(meta_model_factory())
 
 
 def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
     model_type = raw["model_type"]
-    style = T5_STYLE if anatomy.FAMILIES.get(model_type) == "t5" else BART_STYLE
+    row = families.family(model_type)
+    style = T5_STYLE if families.is_t5_style(model_type) else BART_STYLE
     encoder, decoder = seq2seq.encoder_config(raw), seq2seq.decoder_config(raw)
     d_model = int(anatomy.config_value(encoder, "d_model"))
     heads = int(anatomy.config_value(encoder, "heads"))
@@ -93,7 +90,7 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
     expert_parameters = sum(t.numel for t in tensors if t.role == anatomy.EXPERTS)
     outer = tuple(sum(1 for t in tensors if t.stack == stack and t.layer is None and t.role == anatomy.NORM
                       and t.name.endswith("weight")) for stack in ("encoder", "decoder"))
-    fixed = anatomy.position_kind(model_type) == anatomy.SINUSOIDAL
+    fixed = families.position_kind(model_type) == families.SINUSOIDAL
     trained = [t for t in tensors if not (fixed and "embed_positions" in t.name)]
     dropout = raw.get("dropout_rate", raw.get("dropout", 0.0))
     return ModelShape(
@@ -103,7 +100,7 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
         d_model=d_model, heads=heads, decoder_heads=decoder_heads, d_kv=d_kv, encoder_ffn=encoder_ffn,
         decoder_ffn=decoder_ffn, vocab=vocab, gated=gated, activation=activation,
         rescale_output=style == T5_STYLE and bool(raw.get("scale_decoder_outputs", tied_head)),
-        relative_bias_everywhere=model_type == "umt5",
+        relative_bias_everywhere=bool(row and row.relative_bias_every_block),
         dropout=float(dropout or 0.0),
         attention_dropout=float((raw.get("dropout_rate") if style == T5_STYLE else raw.get("attention_dropout"))
                                 or 0.0),
@@ -113,8 +110,8 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
         parameters=sum(t.numel for t in tensors), trainable=sum(t.numel for t in trained),
         tensors=len(trained), factored_elements=sum(_factored(t.shape) for t in trained),
         expert_parameters=expert_parameters,
-        experts=len(experts), experts_per_token=EXPERTS_PER_TOKEN.get(model_type, 1) if experts else 0,
-        measured=model_type in MEASURED)
+        experts=len(experts), experts_per_token=(row.experts_per_token if row else 1) if experts else 0,
+        measured=bool(row and row.budget_measured))
 
 
 def active_parameters(shape: ModelShape) -> int:

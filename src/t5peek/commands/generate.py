@@ -49,11 +49,14 @@ def generate_command(
                                        "step (display only; the sampler's own top_k comes from the "
                                        "generation config).")] = 5,
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens", "-n", help="Stop after this many "
-                                                          "new tokens [default: from the model's settings]",
+                                                          "new tokens: 1 to 2,048, fewer with beams (see "
+                                                          "--num-beams) [default: from the model's settings]",
                                                           show_default=False)] = None,
     num_beams: Annotated[Optional[int], typer.Option("--num-beams", "-b", help="Beam search with this many "
-                                                     "beams; each step shows every beam with its score and "
-                                                     "parent.", show_default=False)] = None,
+                                                     "beams, 1 to 64; each step shows every beam with its score "
+                                                     "and parent. Every beam's tokens are kept at every step, so "
+                                                     "more beams allow fewer new tokens: up to 1,023 with 4 "
+                                                     "beams, 511 with 16, 255 with 64.", show_default=False)] = None,
     sample: Annotated[Optional[bool], typer.Option("--sample/--greedy", help="Sample the next token "
                                                    "(torch.multinomial), or force greedy search with one beam "
                                                    "[default: from the model's settings]",

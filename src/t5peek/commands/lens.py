@@ -63,7 +63,7 @@ def lens_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.lens import DEFAULT_NEW_TOKENS, LensRequest, check_request, check_step
+    from t5peek.lens.run import DEFAULT_NEW_TOKENS, LensRequest, check_request, check_step
     from t5peek.render.lens import render_lens
 
     check_prompt_is_not_a_model(prompt, model is not None, "lens")

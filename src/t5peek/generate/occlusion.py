@@ -3,27 +3,29 @@ probability most, next to the source token the decoder attended to most.
 
 The output of a run is re-scored teacher-forced (decoder input: the start token and the generated tokens, so
 position t predicts the token of step t): once on the full source, and once per source token with that token
-replaced by the pad token, the copies batched into as few forwards as memory allows. Probabilities are the
-model's own, softmax of the raw logits: the logits processors of the run (forced EOS, repetition penalties, ...)
-are not applied, since they would hide what the source changes. Special tokens (</s>, <s>) are not occluded: they
-carry no word of the input.
+replaced by the pad token, the copies batched into forwards of at most OCCLUSION_FORWARD_BYTES by t5peek.budget's
+estimate (which the memory check before loading counts too). Probabilities are the model's own, softmax of the raw
+logits: the logits processors of the run (forced EOS, repetition penalties, ...) are not applied, since they would
+hide what the source changes. Special tokens (</s>, <s>) are not occluded: they carry no word of the input.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
+from t5peek.errors import NotEnoughMemory
 from t5peek.generate.records import DecodeRun, Occlusion, OcclusionRow
-
-_CHUNK_BYTES = 1 << 28  # at most ~256 MiB of logits per forward (copies x steps x vocabulary x float32, twice)
 
 
 def occlude(model, input_ids, attention_mask, run: DecodeRun, pad_token_id: int, pad_token: str,
-            special_ids) -> Occlusion:
-    """The drop matrix of `run`'s output and, per step, the occlusion argmax beside the attention argmax."""
+            special_ids, progress: Callable[[int, int], None] | None = None) -> Occlusion:
+    """The drop matrix of `run`'s output and, per step, the occlusion argmax beside the attention argmax.
+    `progress(done, total)` is called before the first forward and after each one, with the copies re-scored."""
     occluded = tuple(token_id not in special_ids for token_id in run.source_ids)
     positions = [i for i, flag in enumerate(occluded) if flag]
-    probabilities = output_probabilities(model, input_ids, attention_mask, run.output_ids, pad_token_id, positions)
+    probabilities = output_probabilities(model, input_ids, attention_mask, run.output_ids, pad_token_id, positions,
+                                         progress=progress)
     full, per_token = probabilities[0], probabilities[1:]
     drops = []
     for step in range(len(run.steps)):
@@ -36,42 +38,70 @@ def occlude(model, input_ids, attention_mask, run: DecodeRun, pad_token_id: int,
     return Occlusion(pad_token_id, pad_token, run.layer, occluded, tuple(drops), rows, agree, len(rows))
 
 
-def output_probabilities(model, input_ids, attention_mask, output_ids, pad_token_id: int, positions: list[int]
+def output_probabilities(model, input_ids, attention_mask, output_ids, pad_token_id: int, positions: list[int],
+                         rows: int | None = None, progress: Callable[[int, int], None] | None = None
                          ) -> list[list[float]]:
     """p(output token t | source) for every step t: first with the full source, then with each of `positions`
-    replaced by `pad_token_id` in turn. One teacher-forced forward per batch of copies."""
+    replaced by `pad_token_id` in turn. One teacher-forced forward per `rows` copies; by default as many as
+    OCCLUSION_FORWARD_BYTES holds by t5peek.budget's estimate (the pre-flight check counts the same)."""
     import torch
 
     source = input_ids[0]
-    copies = [source.clone()]
-    for position in positions:
-        copy = source.clone()
-        copy[position] = pad_token_id
-        copies.append(copy)
     decoder_input = torch.tensor([list(output_ids[:-1])], device=source.device)
     chosen = torch.tensor(list(output_ids[1:]), device=source.device)
-    steps = decoder_input.shape[1]
-    vocab = model.get_output_embeddings().weight.shape[0]
-    per_forward = max(1, _CHUNK_BYTES // (2 * 4 * steps * vocab))
+    copies = len(positions) + 1
+    if rows is None:
+        rows = forward_rows(model, copies, source.shape[0], decoder_input.shape[1])
     found: list[list[float]] = []
+    if progress is not None:
+        progress(0, copies)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for start in range(0, len(copies), per_forward):
-                batch = torch.stack(copies[start:start + per_forward])
-                mask = None if attention_mask is None else attention_mask.expand(batch.shape[0], -1)
-                logits = model(input_ids=batch, attention_mask=mask,
-                               decoder_input_ids=decoder_input.expand(batch.shape[0], -1), use_cache=False,
-                               return_dict=True).logits.float()
-                log_probs = torch.log_softmax(logits, dim=-1)
-                picked = log_probs.gather(2, chosen.view(1, -1, 1).expand(batch.shape[0], -1, 1)).squeeze(2)
-                found.extend(picked.exp().tolist())
-                del logits, log_probs
+            for start in range(0, copies, rows):
+                count = min(rows, copies - start)
+                batch = source.repeat(count, 1)  # copy 0 is the full source, copy n has positions[n - 1] occluded
+                for row, copy in enumerate(range(start, start + count)):
+                    if copy:
+                        batch[row, positions[copy - 1]] = pad_token_id
+                mask = None if attention_mask is None else attention_mask.expand(count, -1)
+                found.extend(_picked(model, batch, mask, decoder_input.expand(count, -1), chosen))
+                if progress is not None:
+                    progress(len(found), copies)
     finally:
         if was_training:
             model.train()
     return found
+
+
+def forward_rows(model, copies: int, source: int, steps: int) -> int:
+    """How many copies one re-scoring forward takes: as many as OCCLUSION_FORWARD_BYTES holds, at least one."""
+    from t5peek.budget.inference import rescoring_batch
+    from t5peek.budget.shapes import read_shape
+    from t5peek.params import tensors_from_model
+
+    shape = read_shape(model.config.to_dict(), tensors_from_model(model))
+    element = next(model.parameters()).element_size()
+    return rescoring_batch(shape, copies, source, steps, element)[0]
+
+
+def _picked(model, batch, mask, decoder_input, chosen) -> list[list[float]]:
+    """p(chosen token t) at every step t for each row of `batch`; running out of memory is NotEnoughMemory."""
+    import torch
+
+    try:
+        logits = model(input_ids=batch, attention_mask=mask, decoder_input_ids=decoder_input, use_cache=False,
+                       return_dict=True).logits.float()
+        log_probs = torch.log_softmax(logits, dim=-1)
+    except RuntimeError as exc:  # torch.OutOfMemoryError, or the CPU allocator's "not enough memory"
+        if not (isinstance(exc, torch.OutOfMemoryError) or "not enough memory" in str(exc)):
+            raise
+        raise NotEnoughMemory(f"--occlusion ran out of memory re-scoring {batch.shape[0]} copies of the "
+                              f"{batch.shape[1]}-token source at once.",
+                              hint="Try a shorter prompt, fewer new tokens, or --dtype bfloat16.") from None
+    picked = log_probs.gather(2, chosen.view(1, -1, 1).expand(batch.shape[0], -1, 1)).squeeze(2)
+    return picked.exp().tolist()
 
 
 def _row(run: DecodeRun, step: int, probability: float, drops: tuple) -> OcclusionRow:

@@ -15,7 +15,7 @@ from typing import Any
 from t5peek.errors import BadCheckpoint, UsageError
 from t5peek.generate.records import SettingValue
 from t5peek.kinds import Strategy
-from t5peek.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS
+from t5peek.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS, check_beam_tokens
 
 # Settings shown to the user, in this order; the ones after `_ALWAYS` only when they do something.
 _ALWAYS = ("max_new_tokens", "num_beams", "do_sample", "decoder_start_token_id", "eos_token_id")
@@ -129,6 +129,7 @@ def prepare(model, settings: DecodeSettings, device):
                                              model_input_name="input_ids", input_ids_length=1, inputs_tensor=None)
     if config.max_length <= 1:
         raise UsageError(f"max_length is {config.max_length}: no room for a single new token.")
+    check_beam_tokens(config.num_beams or 1, config.max_length - 1)
     return config, _SUPPORTED_MODES[mode], has_default_max_length
 
 

@@ -6,13 +6,12 @@ the model's own passes, and read through the model's own head. The chosen token'
 over the depths (direct logit attribution through the final norm, its scale frozen).
 
 Modules: `stream` (where each family's stream can be read, and its head), `project` (the two readings, batched
-over depths), `run` (the run for one Session), `records` (what a run returns).
+over depths), `run` (the request and the run for one Session: import it from `t5peek.lens.run`, which loads
+the session), `records` (what a run returns).
 """
 
 from __future__ import annotations
 
 from t5peek.lens.records import DepthReading, LensCandidate, LensRun, LensStep
-from t5peek.lens.run import DEFAULT_NEW_TOKENS, DEFAULT_TOP_K, LensRequest, check_request, check_step, run_lens
 
-__all__ = ["DEFAULT_NEW_TOKENS", "DEFAULT_TOP_K", "DepthReading", "LensCandidate", "LensRequest", "LensRun",
-           "LensStep", "check_request", "check_step", "run_lens"]
+__all__ = ["DepthReading", "LensCandidate", "LensRun", "LensStep"]

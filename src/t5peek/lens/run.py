@@ -11,6 +11,7 @@ from t5peek.kinds import View
 from t5peek.lens.project import Reading, read
 from t5peek.lens.records import DepthReading, LensCandidate, LensRun, LensStep
 from t5peek.lens.stream import POST_NORM, Anatomy, Recorder, check_family, read_anatomy
+from t5peek.probe.hooks import OUTPUT, Hook, hooked
 from t5peek.session import RunShape, Session
 
 DEFAULT_NEW_TOKENS = 8
@@ -115,22 +116,13 @@ def _method(shape: Anatomy) -> str:
             f" {through}; parts + constant = the logit{constant}")
 
 
-class _ModelLogits:
+def _model_logits(model, into: dict) -> Hook:
     """A hook on the model itself that keeps the last position's logits of each pass (the oracle of the lens)."""
 
-    def __init__(self, model):
-        self.model = model
-        self.logits = None
+    def keep(_value, call) -> None:
+        into["logits"] = call.output.logits[0].detach()
 
-    def __enter__(self) -> "_ModelLogits":
-        self._handle = self.model.register_forward_hook(self._keep)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._handle.remove()
-
-    def _keep(self, _module, _args, output) -> None:
-        self.logits = output.logits[0].detach()
+    return Hook(model, OUTPUT, keep, "logits")
 
 
 def _greedy(session: Session, model, shape: Anatomy, input_ids, attention_mask, new_tokens: int, top_k: int):
@@ -160,11 +152,12 @@ def _greedy(session: Session, model, shape: Anatomy, input_ids, attention_mask, 
         pending.clear()
 
     def on_step(step) -> None:
-        pending.append((recorder.take(), own.logits[-1:], step))
+        pending.append((recorder.take(), own["logits"][-1:], step))
         if len(pending) >= batch:
             flush()
 
-    with Recorder(shape.taps) as recorder, _ModelLogits(model) as own:
+    recorder, own = Recorder(shape.taps), {}
+    with hooked(model, [*recorder.hooks(), _model_logits(model, own)]):
         run = decode(model, session.tokenizer, input_ids, settings, on_step=on_step, attention_mask=attention_mask)
     flush()
     notes = [PROCESSOR_NOTE.format(step=s.step, token=s.token, rank=s.depths[-1].rank) for s in steps
@@ -177,16 +170,11 @@ def _teacher_forced(session: Session, model, shape: Anatomy, input_ids, attentio
     import torch
 
     decoder_input_ids = seq2seq.shift_right(model, labels)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad(), Recorder(shape.taps) as recorder:
-            outputs = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                            use_cache=False, return_dict=True)
-            reading = read(shape.head, recorder.take(), labels[0], top_k, outputs.logits[0].detach())
-    finally:
-        if was_training:
-            model.train()
+    recorder = Recorder(shape.taps)
+    with torch.no_grad(), hooked(model, recorder.hooks()):
+        outputs = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                        use_cache=False, return_dict=True)
+        reading = read(shape.head, recorder.take(), labels[0], top_k, outputs.logits[0].detach())
     tokens = _Tokens(session.tokenizer)
     inputs, targets = decoder_input_ids[0].tolist(), labels[0].tolist()
     steps = [_step(reading, n, n, inputs[n], targets[n], shape, tokens) for n in range(len(targets))]

@@ -16,28 +16,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from t5peek import anatomy
+from t5peek import anatomy, families
 from t5peek.errors import UnsupportedModel
+from t5peek.probe.hooks import INPUT, OUTPUT, Hook
 
-PRE_NORM, POST_NORM = "pre-norm", "post-norm"
+PRE_NORM, POST_NORM = families.PRE_NORM, families.POST_NORM
 SUBLAYERS = (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION, anatomy.FEED_FORWARD)
-
-# model_type → where its norms sit. Each one is checked against transformers' own logits in tests/test_lens.py.
-T5_STYLE = {"t5": PRE_NORM, "mt5": PRE_NORM, "umt5": PRE_NORM, "longt5": PRE_NORM, "switch_transformers": PRE_NORM}
-BART_STYLE = {"bart": POST_NORM, "marian": POST_NORM, "blenderbot-small": POST_NORM, "plbart": POST_NORM,
-              "mvp": POST_NORM, "led": POST_NORM, "mbart": PRE_NORM, "pegasus": PRE_NORM, "m2m_100": PRE_NORM,
-              "blenderbot": PRE_NORM, "pegasus_x": PRE_NORM, "bigbird_pegasus": PRE_NORM}
-SUPPORTED = {**T5_STYLE, **BART_STYLE}
-# the decoder's final norm, where one runs after the last layer; BigBird-Pegasus calls its own layernorm_embedding
-FINAL_NORM = {"mbart": "layer_norm", "pegasus": "layer_norm", "m2m_100": "layer_norm", "blenderbot": "layer_norm",
-              "pegasus_x": "layer_norm", "bigbird_pegasus": "layernorm_embedding"}
 
 
 def check_family(model_type: str | None, name: str) -> None:
     """Refuse (exit 2) a model whose decoder the lens does not know how to read."""
-    if model_type in SUPPORTED:
+    row = families.family(model_type)
+    if row is not None and row.lens_norm:
         return
-    known = ", ".join(sorted(SUPPORTED))
+    known = ", ".join(families.lens_families())
     raise UnsupportedModel(f"t5peek lens does not support {model_type or 'unknown'} models like '{name}': it reads "
                            f"the decoders of the T5 and BART families ({known}).")
 
@@ -80,7 +72,7 @@ class Anatomy:
 
 
 def read_anatomy(model, model_type: str) -> Anatomy:
-    if model_type in T5_STYLE:
+    if families.is_t5_style(model_type):
         return _t5(model, model_type)
     return _bart(model, model_type)
 
@@ -93,9 +85,10 @@ def _t5(model, model_type: str) -> Anatomy:
     config = model.config
     # transformers' own rule, family by family: T5 and LongT5 say scale_decoder_outputs (true unless config.json
     # says tie_word_embeddings=false); mT5 never rescales; umT5 rescales when tie_word_embeddings (always true)
-    if model_type == "mt5":
+    rule = families.family(model_type).rescale
+    if rule == families.NEVER:
         rescale = False
-    elif model_type in ("t5", "longt5"):
+    elif rule == families.SCALE_DECODER_OUTPUTS:
         rescale = bool(getattr(config, "scale_decoder_outputs", config.tie_word_embeddings))
     else:
         rescale = bool(config.tie_word_embeddings)
@@ -108,7 +101,7 @@ def _t5(model, model_type: str) -> Anatomy:
 
 def _bart(model, model_type: str) -> Anatomy:
     decoder = model.get_decoder()
-    placement = BART_STYLE[model_type]
+    placement = families.family(model_type).lens_norm
     taps = [Tap(None, anatomy.EMBEDDING, decoder.layers[0], "input")]
     for index, layer in enumerate(decoder.layers):
         if placement == POST_NORM:
@@ -117,7 +110,7 @@ def _bart(model, model_type: str) -> Anatomy:
         else:
             shown = ((layer.encoder_attn_layer_norm, "input"), (layer.final_layer_norm, "input"), (layer, "output"))
         taps += [Tap(index, sublayer, module, reads) for sublayer, (module, reads) in zip(SUBLAYERS, shown)]
-    norm_name = FINAL_NORM.get(model_type)
+    norm_name = families.family(model_type).final_norm
     norm = getattr(decoder, norm_name) if norm_name else None
     bias = getattr(model, "final_logits_bias", None)
     description = (f"{norm_name}, then " if norm is not None else "") + "lm_head" + \
@@ -130,38 +123,22 @@ def _bart(model, model_type: str) -> Anatomy:
 
 
 class Recorder:
-    """Forward hooks that keep the stream at every tap during the model's own passes (no extra forward)."""
+    """Keeps the stream at every tap during the model's own passes (no extra forward): install `hooks()` with
+    `t5peek.probe.hooks.hooked`, then `take()` after each pass."""
 
     def __init__(self, taps: tuple[Tap, ...]):
         self.taps = taps
         self.seen: list = [None] * len(taps)
-        self._handles: list = []
 
-    def __enter__(self) -> "Recorder":
-        for index, tap in enumerate(self.taps):
-            if tap.reads == "input":
-                hook = self._input_hook(index)
-                self._handles.append(tap.module.register_forward_pre_hook(hook, with_kwargs=True))
-            else:
-                self._handles.append(tap.module.register_forward_hook(self._output_hook(index)))
-        return self
+    def hooks(self) -> list[Hook]:
+        return [Hook(tap.module, INPUT if tap.reads == "input" else OUTPUT, self._keeper(index), tap.label)
+                for index, tap in enumerate(self.taps)]
 
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+    def _keeper(self, index: int):
+        def keep(value, _call) -> None:
+            self.seen[index] = value.detach()
 
-    def _input_hook(self, index: int):
-        def hook(_module, args, kwargs):
-            self.seen[index] = (args[0] if args else kwargs["hidden_states"]).detach()
-
-        return hook
-
-    def _output_hook(self, index: int):
-        def hook(_module, _args, output):
-            self.seen[index] = (output[0] if isinstance(output, tuple) else output).detach()
-
-        return hook
+        return keep
 
     def take(self):
         """The streams of the last pass, (depths, positions, d_model) in float32."""

@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from t5peek.attend import AttendReport, AttentionKind
-from t5peek.render.format import Column, flow, grid, grid_width, probability
-from t5peek.render.steps import bar, show_token, words
+from t5peek.render.format import Column, bar, flow, grid, grid_width, probability, show_token, words
 
 SHOWN_VALUES = 8  # values of a vector shown without --full
 _BAR_WIDTHS = (10, 5, 0)

@@ -155,3 +155,27 @@ def _row(cells, columns: list[Column], widths: list[int], gap: int, indent: int,
 def _rstrip(line: Text) -> Text:
     line.rstrip()
     return line
+
+
+def bar(prob: float, width: int = 10) -> str:
+    if prob is None or math.isnan(prob) or prob <= 0 or width <= 0:
+        return ""
+    eighths = max(1, round(prob * width * 8))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
+
+
+def show_token(token: str) -> str:
+    """Tokens as the tokenizer spells them, with control characters made visible."""
+    return token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+
+
+def source_name(tokens, index: int) -> str:
+    """A source token, with its position when the same token occurs more than once."""
+    token = show_token(tokens[index])
+    return f"{token}[{index}]" if tokens.count(tokens[index]) > 1 else token
+
+
+def words(text: str, style: str | None = None, first: str = " ") -> list[Text]:
+    """`text` as pieces for `flow`, one per word (the first led by `first`)."""
+    return [Text((first if i == 0 else " ") + word, style=style or "") for i, word in enumerate(text.split(" "))]

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from t5peek.lens import LensRun, LensStep
-from t5peek.render.format import Column, flow, grid, probability
-from t5peek.render.steps import show_token, words
+from t5peek.render.format import Column, flow, grid, probability, show_token, words
 
 # sublayer → (its column in the pushes table and its name in depth labels, its name where space is short)
 NAMES = {"embedding": ("embedding", "embedding"), "self-attention": ("self-attn", "self"),

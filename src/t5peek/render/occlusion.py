@@ -9,8 +9,7 @@ from rich.console import Console
 from rich.text import Text
 
 from t5peek.generate import DecodeRun, Occlusion
-from t5peek.render.format import Column, flow, grid, probability
-from t5peek.render.steps import show_token, source_name, words
+from t5peek.render.format import Column, flow, grid, probability, show_token, source_name, words
 
 DIFFERS = "✗ differs"
 

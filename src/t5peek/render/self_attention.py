@@ -11,9 +11,8 @@ from rich.console import Console
 from rich.text import Text
 
 from t5peek.generate import DecodeRun
-from t5peek.render.format import flow
+from t5peek.render.format import flow, show_token, words
 from t5peek.render.heatmap import shade_lines
-from t5peek.render.steps import show_token, words
 
 SHOWN = 48  # rows and columns of a self-attention map drawn in the terminal
 

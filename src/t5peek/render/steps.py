@@ -13,8 +13,10 @@ from rich.console import Console
 from rich.text import Text
 
 from t5peek.generate import BeamStep, DecodePlan, DecodeRun, Step
-from t5peek.render.format import Column, flow, grid, grid_width, probability
+from t5peek.render.format import Column, bar, flow, grid, grid_width, probability, show_token, source_name, words
 from t5peek.render.heatmap import shade_lines
+from t5peek.render.occlusion import render_occlusion
+from t5peek.render.self_attention import render_self_attention
 
 _STRATEGY = {"greedy": "greedy search", "sample": "sampling", "beam": "beam search",
              "beam sample": "beam search with sampling"}
@@ -38,25 +40,6 @@ def fmt(value: float, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def bar(prob: float, width: int = 10) -> str:
-    if prob is None or math.isnan(prob) or prob <= 0 or width <= 0:
-        return ""
-    eighths = max(1, round(prob * width * 8))
-    full, rest = divmod(eighths, 8)
-    return "█" * full + ("▏▎▍▌▋▊▉"[rest - 1] if rest else "")
-
-
-def show_token(token: str) -> str:
-    """Tokens as the tokenizer spells them, with control characters made visible."""
-    return token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-
-
-def source_name(tokens, index: int) -> str:
-    """A source token, with its position when the same token occurs more than once."""
-    token = show_token(tokens[index])
-    return f"{token}[{index}]" if tokens.count(tokens[index]) > 1 else token
-
-
 def tail(tokens, ids, width: int) -> tuple[str, str]:
     """The end of a decoder input that fits in `width`: (tokens, ids), '…' where it was cut."""
     shown_tokens, shown_ids = [], []
@@ -71,11 +54,6 @@ def tail(tokens, ids, width: int) -> tuple[str, str]:
         shown_ids.insert(0, str(token_id))
         used += len(piece) + 1
     return " ".join(shown_tokens), " ".join(shown_ids)
-
-
-def words(text: str, style: str | None = None, first: str = " ") -> list[Text]:
-    """`text` as pieces for `flow`, one per word (the first led by `first`)."""
-    return [Text((first if i == 0 else " ") + word, style=style or "") for i, word in enumerate(text.split(" "))]
 
 
 def _print(console: Console, lines: list[Text]) -> None:
@@ -283,8 +261,5 @@ def render_run(run: DecodeRun, console: Console, model: str = "", all_layers: bo
         for step in run.steps:
             render_step(step, console, run, all_layers)
     render_summary(run, console)
-    from t5peek.render.occlusion import render_occlusion  # these import this module
-    from t5peek.render.self_attention import render_self_attention
-
     render_self_attention(run, console)
     render_occlusion(run, console)

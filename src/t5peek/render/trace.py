@@ -153,7 +153,7 @@ class _Walk:
         self.rows: list = []
 
     def record(self, record: TraceRecord) -> None:
-        key = explanation_key(record) if self.report.explain else None
+        key = explanation_key(record.role, record.module) if self.report.explain else None
         if key and key not in self.explained:
             self.explained.add(key)
             line = Text("ℹ ", style="cyan")

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t5peek import anatomy
+from t5peek import families
 from t5peek.errors import UnsupportedModel
+from t5peek.probe.hooks import evaluating
+from t5peek.probe.stepping import decoder_step
 from t5peek.seq2seq import new_cache, shift_right, token_strings
 
-SUPPORTED_FAMILIES = ("t5", "bart")
 # The bound asserted on max |Δ| between the two logits vectors of a position: RELATIVE_TOLERANCE of the dtype the
 # model ran in, times the largest |logit| of the position or TOLERANCE_FLOOR, whichever is larger (1e-4 at least in
 # float32). float32 keeps about 7 significant digits, float16 about 3, bfloat16 about 2, and the two runs add up the
@@ -35,8 +36,7 @@ TOLERANCE_FLOOR = 2.0
 
 def check_family(model_type: str | None, name: str) -> None:
     """Refuse, before any weight is loaded, the families whose decoder the comparison does not follow."""
-    family = anatomy.FAMILIES.get(model_type or "")
-    if family not in SUPPORTED_FAMILIES:
+    if not (families.is_t5_style(model_type) or families.is_bart_style(model_type)):
         raise UnsupportedModel(f"t5peek trace --compare supports the T5 and BART families (Marian, Pegasus, mBART, "
                                f"...), not {model_type} models like '{name}'; leave out --compare for the trace.")
 
@@ -112,17 +112,11 @@ def compare_runs(model, tokenizer, input_ids, attention_mask, labels, encoder_ex
     """Teacher forcing against cached steps on `labels` (shape [1, T]), then T steps of free-running greedy."""
     import torch
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            forced, mask = _teacher_forced(model, input_ids, attention_mask, labels, encoder_extra or {})
-            fed = shift_right(model, labels)
-            cached = _cached_steps(model, input_ids, attention_mask, fed, encoder_extra or {})
-            free = _free_running(model, tokenizer, input_ids, attention_mask, labels.shape[-1])
-    finally:
-        if was_training:
-            model.train()
+    with torch.no_grad(), evaluating(model):
+        forced, mask = _teacher_forced(model, input_ids, attention_mask, labels, encoder_extra or {})
+        fed = shift_right(model, labels)
+        cached = _cached_steps(model, input_ids, attention_mask, fed, encoder_extra or {})
+        free = _free_running(model, tokenizer, input_ids, attention_mask, labels.shape[-1])
     return _assemble(tokenizer, forced, cached, labels, fed, free, mask)
 
 
@@ -153,10 +147,7 @@ def _cached_steps(model, input_ids, attention_mask, fed, encoder_extra: dict):
     cache = new_cache()
     rows = []
     for position in range(fed.shape[-1]):
-        output = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
-                       decoder_input_ids=fed[:, position:position + 1], past_key_values=cache, use_cache=True,
-                       return_dict=True)
-        cache = output.past_key_values if output.past_key_values is not None else cache
+        output, cache = decoder_step(model, encoder_outputs, attention_mask, fed[:, position:position + 1], cache)
         rows.append(output.logits[0, -1])
     return torch.stack(rows)
 

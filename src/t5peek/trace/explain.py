@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from t5peek import anatomy
 from t5peek.trace.plan import BLOCK
-
-if TYPE_CHECKING:
-    from t5peek.trace.records import BlockDesign, TraceRecord
 
 # Plain-language notes for learners, one per kind of stage (`--explain`).
 EXPLANATIONS: dict[str, str] = {
@@ -45,15 +42,25 @@ VIEW_NOTES = {
 }
 
 
-def explanation_key(record: TraceRecord) -> str | None:
-    """Which EXPLANATIONS entry describes this record, if any."""
-    role = record.role
+@dataclass(frozen=True)
+class BlockDesign:
+    """How this model's blocks are built, as its config and its first block say; the explanations follow it."""
+
+    gated_feed_forward: bool  # T5 v1.1 / flan-t5 (feed_forward_proj "gated-..."): wi_0, wi_1 and wo, not an MLP
+    activation: str | None  # the feed-forward's activation function, as the config names it
+    norm: str | None  # the class of the blocks' norms: T5LayerNorm, LayerNorm, ...
+    rms_norm: bool  # scaled by the root mean square only: no mean subtracted, no bias (T5LayerNorm)
+    pre_norm: bool | None  # each sublayer's input normalised (x + f(norm(x))), not its sum (norm(x + f(x)))
+
+
+def explanation_key(role: str, module: str) -> str | None:
+    """Which EXPLANATIONS entry describes a traced module of this role, if any."""
     if role == BLOCK:
         return "residual"
     if role == anatomy.POSITION:
-        return "position:relative" if "relative_attention_bias" in record.module else "position:learned"
+        return "position:relative" if "relative_attention_bias" in module else "position:learned"
     if role == anatomy.SELF_ATTENTION:
-        return "self-attention:" + ("decoder" if anatomy.stack_of(record.module) == "decoder" else "encoder")
+        return "self-attention:" + ("decoder" if anatomy.stack_of(module) == "decoder" else "encoder")
     if role in (anatomy.EMBEDDING, anatomy.CROSS_ATTENTION, anatomy.FEED_FORWARD, anatomy.NORM, anatomy.LM_HEAD):
         return role
     return None

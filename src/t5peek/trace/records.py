@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 from t5peek import anatomy
 from t5peek.kinds import PhaseKind, View
 from t5peek.trace.compare import Comparison
-from t5peek.trace.explain import VIEW_NOTES, explanation, explanation_key
+from t5peek.trace.explain import VIEW_NOTES, BlockDesign, explanation, explanation_key
 from t5peek.trace.plan import KV_NAMES, MODEL, STACK
 
 
@@ -252,17 +252,6 @@ class NonFinite:
 
 
 @dataclass(frozen=True)
-class BlockDesign:
-    """How this model's blocks are built, as its config and its first block say; the explanations follow it."""
-
-    gated_feed_forward: bool  # T5 v1.1 / flan-t5 (feed_forward_proj "gated-..."): wi_0, wi_1 and wo, not an MLP
-    activation: str | None  # the feed-forward's activation function, as the config names it
-    norm: str | None  # the class of the blocks' norms: T5LayerNorm, LayerNorm, ...
-    rms_norm: bool  # scaled by the root mean square only: no mean subtracted, no bias (T5LayerNorm)
-    pre_norm: bool | None  # each sublayer's input normalised (x + f(norm(x))), not its sum (norm(x + f(x)))
-
-
-@dataclass(frozen=True)
 class TraceReport:
     model: str
     model_class: str
@@ -307,7 +296,7 @@ class TraceReport:
         keys: list[str] = []
         for phase in self.phases:
             for record in phase.records:
-                key = explanation_key(record)
+                key = explanation_key(record.role, record.module)
                 if key and key not in keys:
                     keys.append(key)
         return keys

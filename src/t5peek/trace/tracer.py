@@ -8,6 +8,7 @@ from typing import Iterator
 
 from t5peek import anatomy
 from t5peek.kinds import PhaseKind
+from t5peek.probe.hooks import evaluating
 from t5peek.trace.plan import hook_plan
 from t5peek.trace.probes import _Describer, _output_names, _tensors_of, attention_weights, routing_of, tensor_stats
 from t5peek.trace.records import Phase, TraceRecord
@@ -35,7 +36,7 @@ class Tracer:
         self.stats = stats
         self.phases: list[Phase] = []
         self._handles: list = []
-        self._modes: list = []  # the modules that were in training mode
+        self._eval: contextlib.ExitStack | None = None  # eval mode while tracing
         self._entries: list[_Entry] | None = None
         self._stack: list[_Entry] = []
         self._finished = 0
@@ -55,10 +56,8 @@ class Tracer:
         try:
             modules = list(self.model.modules())
             plan = hook_plan(self.model, self.depth, modules)
-            # eval mode for the trace (no dropout); only the modules that were training are touched and put back.
-            self._modes = [module for module in modules if module.training]
-            for module in self._modes:
-                module.training = False
+            self._eval = contextlib.ExitStack()
+            self._eval.enter_context(evaluating(self.model))  # no dropout while tracing
             for ref, path, role, names, weights_flag in plan.targets:
                 module = ref()
                 self._handles.append(module.register_forward_pre_hook(
@@ -82,9 +81,9 @@ class Tracer:
         handles, self._handles = self._handles, []
         for handle in handles:
             handle.remove()
-        modes, self._modes = self._modes, []
-        for module in modes:
-            module.training = True
+        restore, self._eval = self._eval, None
+        if restore is not None:
+            restore.close()
         self._stack.clear()
 
     @property

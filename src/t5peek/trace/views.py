@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from t5peek import anatomy
 from t5peek.kinds import PhaseKind, View
+from t5peek.probe.stepping import decoder_step
 from t5peek.seq2seq import decoder_start_id, eos_ids, new_cache, shift_right, token_strings
 from t5peek.trace.plan import hook_plan
 from t5peek.trace.probes import _layer_shapes
@@ -102,9 +103,7 @@ def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, to
         phase_count = len(tracer.phases)
         fed = torch.tensor([[next_id]], device=device)
         with tracer.phase(f"decoder step {step}", PhaseKind.STEP, step=step):
-            output = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, decoder_input_ids=fed,
-                           past_key_values=cache, use_cache=True)
-        cache = output.past_key_values if output.past_key_values is not None else cache
+            output, cache = decoder_step(model, encoder_outputs, attention_mask, fed, cache)
         probabilities = torch.softmax(output.logits[0, -1].float(), dim=-1)
         chosen = int(probabilities.argmax())
         kv_calls = tracer.phases[phase_count].cross_kv_projections

@@ -7,7 +7,7 @@ from dataclasses import replace
 from t5peek import seq2seq
 from t5peek.errors import UsageError
 from t5peek.session import RunShape, Session
-from t5peek.trace import trace_forward
+from t5peek.trace.views import trace_forward
 from t5peek.trace.compare import check_family, compare_runs
 
 DEFAULT_STEPS = 3

@@ -1,0 +1,134 @@
+"""What is true of each model family, in one table: the only module that names model types.
+
+One row per `model_type` that t5peek knows. A view asks this table (`family(model_type)`, or the helpers below)
+and never spells a model type itself, so adding a family or a view means adding a row or a column here.
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The two layouts every view follows. T5-style: RMS norms, no biases, q·k unscaled, a relative position bias,
+# modules named SelfAttention/EncDecAttention/DenseReluDense. BART-style: LayerNorm, biases, q·k scaled by
+# 1/sqrt(d_kv), positions added to the embeddings, modules named self_attn/encoder_attn/fc1/fc2.
+T5_STYLE, BART_STYLE, OTHER_STYLE, COMPOSITE_STYLE = "t5", "bart", "other", "composite"
+
+# How a model knows where each token is. T5-style attention adds a learned bias per bucket of relative distance
+# (no table of positions, so no position limit); the others add one vector per absolute position, from a learned
+# table or fixed sinusoids.
+RELATIVE, LEARNED, SINUSOIDAL = "relative", "learned", "sinusoidal"
+
+# Where a decoder layer normalises: its sublayer's input (x + f(norm(x))) or the residual sum (norm(x + f(x))).
+PRE_NORM, POST_NORM = "pre-norm", "post-norm"
+
+# How a T5-style decoder output is scaled before lm_head (transformers' own rule, family by family): never (mT5),
+# by d_model**-0.5 when config.scale_decoder_outputs says so (true unless tie_word_embeddings is false: T5,
+# LongT5), or whenever the embeddings are tied (umT5, Switch).
+NEVER, SCALE_DECODER_OUTPUTS, WHEN_TIED = "never", "scale_decoder_outputs", "when tied"
+
+_PARALLEL_STREAMS = "ProphetNet's decoder predicts n future tokens in parallel streams, which {} does not follow"
+
+
+@dataclass(frozen=True)
+class Family:
+    model_type: str
+    style: str  # T5_STYLE, BART_STYLE, OTHER_STYLE or COMPOSITE_STYLE
+    positions: str | None  # RELATIVE, LEARNED or SINUSOIDAL
+    # where the shared embedding lives when parameters are counted from headers alone: "" (T5-style, at the top),
+    # "model" or "led" (BART-style); None: counted on the meta model instead
+    embedding_base: str | None = None
+    lens_norm: str | None = None  # PRE_NORM or POST_NORM: the lens reads this decoder; None: it does not
+    final_norm: str | None = None  # the BART-style decoder's norm after its last layer, when it has one
+    rescale: str = NEVER  # T5-style only: NEVER, SCALE_DECODER_OUTPUTS or WHEN_TIED
+    attend_refused: str | None = None  # why `attend` does not recompute this family's attention
+    sparse_encoder: bool = False  # local, sliding-window or block-sparse encoder attention
+    relative_bias_every_block: bool = False  # umT5: a relative bias table in every block, not only the first
+    experts_per_token: int = 1  # mixture of experts: how many experts transformers' router sends a token to
+    budget_measured: bool = False  # every budget row checked against measurement (tests/test_budget_oracle.py)
+    refused: dict[str, str] = field(default_factory=dict)  # command → why it does not support this family
+
+    @property
+    def header_counted(self) -> bool:
+        return self.embedding_base is not None
+
+    @property
+    def attend_supported(self) -> bool:
+        return self.style in (T5_STYLE, BART_STYLE) and self.attend_refused is None
+
+
+def _t5(model_type: str, rescale: str, **facts) -> Family:
+    return Family(model_type, T5_STYLE, RELATIVE, embedding_base="", lens_norm=PRE_NORM, rescale=rescale, **facts)
+
+
+def _bart(model_type: str, positions: str, **facts) -> Family:
+    return Family(model_type, BART_STYLE, positions, **facts)
+
+
+_ROWS = (
+    _t5("t5", SCALE_DECODER_OUTPUTS, budget_measured=True),
+    _t5("mt5", NEVER),
+    _t5("umt5", WHEN_TIED, relative_bias_every_block=True),
+    _t5("longt5", SCALE_DECODER_OUTPUTS, sparse_encoder=True,
+        attend_refused="its encoder attends within local windows (and transient global blocks), not to every token"),
+    _t5("switch_transformers", WHEN_TIED, experts_per_token=1),
+    _bart("bart", LEARNED, embedding_base="model", lens_norm=POST_NORM, budget_measured=True),
+    _bart("mbart", LEARNED, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
+    _bart("marian", SINUSOIDAL, lens_norm=POST_NORM, budget_measured=True),
+    _bart("pegasus", SINUSOIDAL, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
+    _bart("m2m_100", SINUSOIDAL, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
+    _bart("blenderbot", LEARNED, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
+    _bart("blenderbot-small", LEARNED, lens_norm=POST_NORM),
+    _bart("led", LEARNED, embedding_base="led", lens_norm=POST_NORM, sparse_encoder=True,
+          attend_refused="its encoder attends within a sliding window (Longformer attention), not to every token"),
+    _bart("plbart", LEARNED, embedding_base="model", lens_norm=POST_NORM),
+    _bart("mvp", LEARNED, lens_norm=POST_NORM, attend_refused="its attention can prepend learned prompt keys and "
+                                                               "values"),
+    _bart("pegasus_x", SINUSOIDAL, lens_norm=PRE_NORM, final_norm="layer_norm", sparse_encoder=True,
+          attend_refused="its encoder attends within blocks plus global tokens, not to every token"),
+    _bart("bigbird_pegasus", LEARNED, lens_norm=PRE_NORM, final_norm="layernorm_embedding", sparse_encoder=True,
+          attend_refused="its encoder's block-sparse attention is not one softmax over every token"),
+    _bart("nllb-moe", SINUSOIDAL, experts_per_token=2),
+    Family("fsmt", OTHER_STYLE, SINUSOIDAL),
+    Family("prophetnet", OTHER_STYLE, LEARNED,
+           attend_refused="its decoder predicts n future tokens in parallel streams",
+           refused={"trace": _PARALLEL_STREAMS.format("the step-by-step trace"),
+                    "generate": _PARALLEL_STREAMS.format("step-by-step decoding")}),
+    Family("encoder-decoder", COMPOSITE_STYLE, LEARNED),
+)
+
+FAMILIES: dict[str, Family] = {row.model_type: row for row in _ROWS}
+
+
+def family(model_type: str | None) -> Family | None:
+    """The row of `model_type`, or None for a model type t5peek does not know."""
+    return FAMILIES.get(model_type or "")
+
+
+def style(model_type: str | None) -> str | None:
+    found = family(model_type)
+    return found.style if found else None
+
+
+def is_t5_style(model_type: str | None) -> bool:
+    return style(model_type) == T5_STYLE
+
+
+def is_bart_style(model_type: str | None) -> bool:
+    return style(model_type) == BART_STYLE
+
+
+def position_kind(model_type: str | None) -> str | None:
+    """relative, learned or sinusoidal; None for a model type t5peek does not know."""
+    found = family(model_type)
+    return found.positions if found else None
+
+
+def header_counted(model_type: str | None) -> bool:
+    """Whether `t5peek params` counts this family from the safetensors headers alone (else on the meta model)."""
+    found = family(model_type)
+    return bool(found and found.header_counted)
+
+
+def lens_families() -> tuple[str, ...]:
+    return tuple(sorted(name for name, row in FAMILIES.items() if row.lens_norm))
