@@ -137,7 +137,7 @@ def bench_occlusion(peek, args) -> dict:
 
     from t5peek import seq2seq
     from t5peek.generate.occlusion import occlude
-    from t5peek.generate_run import occlusion_pad
+    from t5peek.generate.run import occlusion_pad
 
     loaded = _loaded(peek)
     model, tokenizer = loaded.model, peek.session.tokenizer

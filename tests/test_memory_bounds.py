@@ -221,7 +221,7 @@ def test_beams_times_the_square_of_the_length_is_bounded_before_loading(tiny_t5,
 def test_the_most_new_tokens_per_beam_count(beams, most):
     from t5peek import seq2seq
     from t5peek.errors import UsageError
-    from t5peek.generate_run import GenerateRequest, check_request
+    from t5peek.generate.run import GenerateRequest, check_request
 
     assert seq2seq.most_beam_tokens(beams) == most
     assert beams == 1 or beams * most * (most + 1) // 2 <= seq2seq.MAX_BEAM_TOKENS  # greedy keeps one input a step
@@ -259,7 +259,7 @@ def _recorded_progress(tiny_t5, monkeypatch, **kwargs) -> list[str]:
     import contextlib
 
     import t5peek
-    from t5peek import generate_run
+    from t5peek.generate import run as generate_run
 
     monkeypatch.setattr(generate_run, "PROGRESS_SECONDS", 0)
     shown: list[str] = []

@@ -23,7 +23,7 @@ from t5peek.placement import normalize_max_memory
 from t5peek.session import RunOptions, Session, SourceOptions
 from t5peek.render.notebook import register_if_in_ipython
 from t5peek.trace.run import run_trace
-from t5peek.generate_run import GenerateRequest, run_generate
+from t5peek.generate.run import GenerateRequest, run_generate
 from t5peek.budget.report import request_from
 from t5peek.budget.run import run_budget
 from t5peek.attend.run import AttendRequest, run_attend

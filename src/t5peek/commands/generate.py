@@ -104,7 +104,7 @@ def generate_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.generate_run import GenerateRequest, check_request
+    from t5peek.generate.run import GenerateRequest, check_request
 
     request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k, layer,
                               keep_heads=html is not None, task_params=task_params, self_attention=self_attention,

@@ -17,9 +17,10 @@ them) from the `task_specific_params` whose prefix starts the prompt, then from 
 tests check token for token and score for score.
 
 Modules: `records` (what a run returns), `settings` (the layered settings, and every call to a private
-`GenerationMixin` method), `run` (the state one run shares between steps), `decode` (the entry point, greedy
+`GenerationMixin` method), `state` (the state one run shares between steps), `decode` (the entry point, greedy
 search and sampling), `beam` (beam search, mirroring `_beam_search`) and `beam_steps` (its records);
-`occlusion` re-scores the output with each source token replaced by the pad token (--occlusion).
+`occlusion` re-scores the output with each source token replaced by the pad token (--occlusion); `run` is the
+request and the run for one Session (import it from `t5peek.generate.run`: it loads the session).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 from t5peek.generate.decode import decode
 from t5peek.generate.records import (BeamChoice, BeamHypothesis, BeamRow, BeamStep, Candidate, DecodePlan, DecodeRun,
                                      EncoderSelfAttention, LayerFocus, Occlusion, OcclusionRow, SettingValue, Step)
-from t5peek.generate.run import DecodeError
+from t5peek.generate.state import DecodeError
 from t5peek.generate.settings import DecodeSettings, resolve_settings, task_for_prompt
 
 __all__ = [

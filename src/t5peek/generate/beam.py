@@ -1,15 +1,17 @@
-"""Beam search: `GenerationMixin._beam_search` (transformers 5.23) for one prompt, helper by helper.
+"""Beam search: `GenerationMixin._beam_search` (transformers 5.24) for one prompt, helper by helper.
 
 The batch dimension is kept (batch_size 1), so every tensor operation is generate()'s own. `beam_search` is
 `_beam_search`, and each `_name` below is the upstream helper of the same name with the same job and arguments,
 so a transformers upgrade is a function-by-function diff. What is t5peek's own: the readings and records of each
-step (in `beam_steps`) and the indices two helpers also return for them. No private upstream helper is called.
+step (in `beam_steps`) and the indices two helpers also return for them. One upstream helper is called instead of
+mirrored (`settings.top_k_continuations`): how it samples changed in 5.24, and the installed version decides.
 """
 
 from __future__ import annotations
 
 from t5peek.generate.beam_steps import Readings, beam_record, build_path, continuations, read_beams
-from t5peek.generate.run import _Run, stop_reason
+from t5peek.generate.settings import top_k_continuations
+from t5peek.generate.state import _Run, stop_reason
 
 
 def beam_search(run: _Run, encoder_outputs, attention_mask, cache, device):
@@ -62,8 +64,7 @@ def beam_search(run: _Run, encoder_outputs, attention_mask, cache, device):
     # 4. run the generation loop
     while True:
         # a. forward the newest tokens, obtain the logits
-        outputs = run.forward(encoder_outputs, attention_mask, decoder_input, cache)
-        cache = outputs.past_key_values
+        outputs, cache = run.forward(encoder_outputs, attention_mask, decoder_input, cache)
         logits = outputs.logits[:, -1, :].to(copy=True, dtype=torch.float32, device=device)
 
         # b. log probs, processed, added to the running scores
@@ -78,8 +79,8 @@ def beam_search(run: _Run, encoder_outputs, attention_mask, cache, device):
         log_probs = torch.reshape(log_probs, (batch_size, -1))
 
         # c. top-K continuations (greedy or sampled)
-        topk_log_probs, topk_running_sequences, topk_running_beam_indices = _get_top_k_continuations(
-            accumulated_log_probs=log_probs, running_sequences=running_sequences,
+        topk_log_probs, topk_running_sequences, topk_running_beam_indices = top_k_continuations(
+            run.model, accumulated_log_probs=log_probs, running_sequences=running_sequences,
             running_beam_indices=running_beam_indices, cur_len=cur_len, decoder_prompt_len=decoder_prompt_len,
             do_sample=do_sample, beams_to_keep=beams_to_keep, num_beams=num_beams, batch_size=batch_size)
         readings.continuations = continuations(logits, processed, probs, topk_log_probs, topk_running_sequences,
@@ -194,31 +195,6 @@ def _beam_search_has_unfinished_sequences(is_early_stop_heuristic_unsatisfied, i
     exists_open_beam = ~(torch.all(is_sent_finished) & (early_stopping is True))
     valid_continuations = ~torch.all(next_token_hits_stopping_criteria)
     return improvement_possible & exists_open_beam & valid_continuations
-
-
-def _get_top_k_continuations(accumulated_log_probs, running_sequences, running_beam_indices, cur_len: int,
-                             decoder_prompt_len: int, do_sample: bool, beams_to_keep: int, num_beams: int,
-                             batch_size: int):
-    """Mirrors `_get_top_k_continuations`: the top (or sampled) K continuations over all beams."""
-    import torch
-    from torch import nn
-
-    if do_sample:
-        topk_indices = torch.multinomial(nn.functional.softmax(accumulated_log_probs, dim=-1),
-                                         num_samples=beams_to_keep)
-        topk_log_probs = torch.gather(input=accumulated_log_probs, dim=1, index=topk_indices)
-    else:
-        topk_log_probs, topk_indices = torch.topk(accumulated_log_probs, k=beams_to_keep)
-    vocab_size = accumulated_log_probs.shape[-1] // num_beams
-    topk_current_beam_indices = topk_indices // vocab_size
-    topk_running_beam_indices = _gather_beams(running_beam_indices, topk_current_beam_indices)
-    topk_running_sequences = _gather_beams(running_sequences, topk_current_beam_indices)
-    topk_ids = topk_indices % vocab_size
-    topk_running_sequences[:, :, cur_len] = topk_ids
-    batch_offset = torch.arange(batch_size, device=topk_ids.device).view(-1, 1) * num_beams
-    batch_modified_indices = topk_current_beam_indices + batch_offset
-    topk_running_beam_indices[:, :, cur_len - decoder_prompt_len] = batch_modified_indices
-    return topk_log_probs, topk_running_sequences, topk_running_beam_indices
 
 
 def _get_running_beams_for_next_iteration(topk_log_probs, topk_running_sequences, topk_running_beam_indices,

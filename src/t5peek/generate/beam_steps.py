@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from t5peek.generate.records import BeamChoice, BeamHypothesis, BeamRow, BeamStep, Candidate, LayerFocus, Step
-from t5peek.generate.run import _Attention, _Run
+from t5peek.generate.state import _Attention, _Run
 
 
 @dataclass

@@ -8,8 +8,9 @@ from typing import Callable
 from t5peek.errors import UsageError
 from t5peek.generate.beam import beam_search
 from t5peek.generate.records import Candidate, DecodePlan, DecodeRun, Step
-from t5peek.generate.run import _Run, _Vocab, encoder_self_attention, stop_reason
+from t5peek.generate.state import _Run, _Vocab, encoder_self_attention, stop_reason
 from t5peek.generate.settings import DecodeSettings, prepare, processors_and_criteria, setting_sources
+from t5peek.probe.hooks import evaluating
 from t5peek.seq2seq import decoder_shape, new_cache
 
 
@@ -51,28 +52,22 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
                  source_tokens=plan.source_tokens, self_attention=settings.self_attention)
     encoder_attention = settings.self_attention or settings.keep_heads
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            encoder = model.get_encoder()
-            encoder_outputs = encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                      output_attentions=encoder_attention, output_hidden_states=False,
-                                      return_dict=True)
-            encoder_map, encoder_heads = encoder_self_attention(
-                encoder_outputs.attentions if encoder_attention else None, input_ids.shape[1], settings.layer,
-                settings.self_attention, settings.keep_heads)
-            cache = new_cache()
-            if settings.seed is not None:
-                torch.manual_seed(settings.seed)
-            if not strategy.is_beam:
-                output_ids, stop = _sample_loop(state, encoder_outputs, attention_mask, cache, device)
-                sequence_score = None
-            else:
-                output_ids, stop, sequence_score = beam_search(state, encoder_outputs, attention_mask, cache, device)
-    finally:
-        if was_training:
-            model.train()
+    with torch.no_grad(), evaluating(model):
+        encoder = model.get_encoder()
+        encoder_outputs = encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  output_attentions=encoder_attention, output_hidden_states=False,
+                                  return_dict=True)
+        encoder_map, encoder_heads = encoder_self_attention(
+            encoder_outputs.attentions if encoder_attention else None, input_ids.shape[1], settings.layer,
+            settings.self_attention, settings.keep_heads)
+        cache = new_cache()
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        if not strategy.is_beam:
+            output_ids, stop = _sample_loop(state, encoder_outputs, attention_mask, cache, device)
+            sequence_score = None
+        else:
+            output_ids, stop, sequence_score = beam_search(state, encoder_outputs, attention_mask, cache, device)
 
     return DecodeRun(
         strategy=strategy, settings=plan.settings, processors=plan.processors, source_ids=source_ids,
@@ -99,8 +94,7 @@ def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
     prefix = input_ids[0].tolist()
     step = 0
     while True:
-        outputs = run.forward(encoder_outputs, attention_mask, next_input, cache)
-        cache = outputs.past_key_values
+        outputs, cache = run.forward(encoder_outputs, attention_mask, next_input, cache)
         logits = outputs.logits[:, -1].to(copy=True, dtype=torch.float32, device=device)
         scores = run.processors(input_ids, logits)
         ids, top_logits, top_scores, top_probs, probs = run.candidates(logits, scores)

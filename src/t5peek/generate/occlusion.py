@@ -16,6 +16,7 @@ from typing import Callable
 
 from t5peek.errors import NotEnoughMemory
 from t5peek.generate.records import DecodeRun, Occlusion, OcclusionRow
+from t5peek.probe.hooks import evaluating
 
 
 def occlude(model, input_ids, attention_mask, run: DecodeRun, pad_token_id: int, pad_token: str,
@@ -55,23 +56,17 @@ def output_probabilities(model, input_ids, attention_mask, output_ids, pad_token
     found: list[list[float]] = []
     if progress is not None:
         progress(0, copies)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, copies, rows):
-                count = min(rows, copies - start)
-                batch = source.repeat(count, 1)  # copy 0 is the full source, copy n has positions[n - 1] occluded
-                for row, copy in enumerate(range(start, start + count)):
-                    if copy:
-                        batch[row, positions[copy - 1]] = pad_token_id
-                mask = None if attention_mask is None else attention_mask.expand(count, -1)
-                found.extend(_picked(model, batch, mask, decoder_input.expand(count, -1), chosen))
-                if progress is not None:
-                    progress(len(found), copies)
-    finally:
-        if was_training:
-            model.train()
+    with torch.no_grad(), evaluating(model):
+        for start in range(0, copies, rows):
+            count = min(rows, copies - start)
+            batch = source.repeat(count, 1)  # copy 0 is the full source, copy n has positions[n - 1] occluded
+            for row, copy in enumerate(range(start, start + count)):
+                if copy:
+                    batch[row, positions[copy - 1]] = pad_token_id
+            mask = None if attention_mask is None else attention_mask.expand(count, -1)
+            found.extend(_picked(model, batch, mask, decoder_input.expand(count, -1), chosen))
+            if progress is not None:
+                progress(len(found), copies)
     return found
 
 

@@ -1,187 +1,214 @@
-"""What one decoding run shares between its steps: the model and its processors, token strings, the records
-kept so far, and the per-step readings (candidates, cross-attention) every strategy takes the same way."""
+"""`generate` for one Session: check the request, tokenize, check lengths, load the weights, decode."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
 
-from t5peek.errors import T5PeekError, UnsupportedModel
-from t5peek.generate.records import Candidate, EncoderSelfAttention, LayerFocus
-from t5peek.kinds import Strategy
-
-
-class DecodeError(T5PeekError):
-    """Decoding cannot go on (e.g. the scores are NaN, so there is nothing to sample from)."""
-
-
-class _Vocab:
-    """Token strings for ids, memoised (the same ids come back every step)."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.cache: dict[int, str] = {}
-
-    def __call__(self, ids) -> tuple[str, ...]:
-        missing = [i for i in ids if i not in self.cache]
-        if missing:
-            if self.tokenizer is None:
-                names = [str(i) for i in missing]
-            else:
-                names = self.tokenizer.convert_ids_to_tokens(missing)
-            for i, name in zip(missing, names):
-                self.cache[i] = name if name is not None else f"<{i}>"
-        return tuple(self.cache[i] for i in ids)
-
-    def one(self, token_id: int) -> str:
-        """The token string of one id."""
-        return self((token_id,))[0]
-
-    def text(self, ids) -> str:
-        """The decoded text, special tokens skipped (ids joined by spaces without a tokenizer)."""
-        if self.tokenizer is None:
-            return " ".join(str(i) for i in ids)
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+from t5peek import anatomy, families, seq2seq
+from t5peek.errors import UnsupportedModel, UsageError
+from t5peek.session import RunShape, Session
+from t5peek.generate.decode import decode
+from t5peek.generate.settings import resolve_settings, task_for_prompt
 
 
-@dataclass
-class _Attention:
-    """The little of a step's cross-attention the records need, as Python lists."""
-
-    shown: list  # [beam][source]: the shown layer, mean of heads
-    best_weight: list  # [layer][beam]
-    best_index: list  # [layer][beam]
+# new tokens the memory check plans for when --max-new-tokens is not given (transformers' default max_length)
+DEFAULT_PLANNED_TOKENS = 20
+# a run's progress line (decoding, --occlusion's re-scoring) changes at most this often
+PROGRESS_SECONDS = 2.0
 
 
-@dataclass
-class _Run:
-    """The mutable state of one decoding run (kept out of the records)."""
+@dataclass(frozen=True)
+class GenerateRequest:
+    """What the user asked for; None means "from the model's settings"."""
 
-    model: Any
-    config: Any
-    strategy: Strategy
-    processors: Any
-    criteria: Any
-    vocab: _Vocab
-    top_k: int
-    layer: int
-    keep_heads: bool
-    on_step: Callable | None
-    source_tokens: tuple[str, ...]
-    self_attention: bool = False  # record the decoder's self-attention at the shown layer (--self)
-    steps: list = field(default_factory=list)
-    beam_steps: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    heads: list = field(default_factory=list)  # per step: tensor (layers, heads, source) of the output's path
-    self_heads: list = field(default_factory=list)  # per step: tensor (layers, heads, step + 1), the same path
+    prompt: str
+    max_new_tokens: int | None = None
+    num_beams: int | None = None
+    sample: bool | None = None  # True: sample, False: greedy (one beam)
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    top_k: int = 5  # candidates shown per step (display only)
+    layer: int | None = None  # the decoder layer whose cross-attention is shown
+    keep_heads: bool = False  # keep every head's attention (for the HTML report)
+    task_params: bool = False  # apply the task_specific_params of the prompt's task prefix (--task-params)
+    self_attention: bool = False  # record the encoder's and the decoder's self-attention (--self)
+    occlusion: bool = False  # re-score the output with each source token replaced by the pad token (--occlusion)
 
-    def head_attention(self):
-        """[step][layer][head][source token] of the output's path, when kept (the HTML report)."""
-        if not self.keep_heads:
-            return None
-        return tuple(h.tolist() for h in self.heads)
-
-    def decoder_head_attention(self):
-        """[step][layer][head][decoder input token] of the output's path, when kept (the HTML report)."""
-        if not self.keep_heads:
-            return None
-        return tuple(h.tolist() for h in self.self_heads)
-
-    def decoder_self_attention(self, outputs) -> tuple[Any, list | None]:
-        """Self-attention of the newest decoder position, (layers, beams, heads, keys) on the device when the heads
-        are kept, and the shown layer's head mean per beam (when --self asks for it)."""
-        if not (self.keep_heads or self.self_attention):
-            return None, None
-        import torch
-
-        stacked = torch.stack([a[:, :, -1, :] for a in outputs.decoder_attentions]).float()
-        shown = stacked[self.layer].mean(dim=1).tolist() if self.self_attention else None
-        return (stacked if self.keep_heads else None), shown
-
-    def forward(self, encoder_outputs, attention_mask, decoder_input_ids, cache):
-        """One decoder step on the cached encoder outputs, with the attentions."""
-        return self.model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
-                          decoder_input_ids=decoder_input_ids, past_key_values=cache, use_cache=True,
-                          output_attentions=True, return_dict=True)
-
-    def candidates(self, logits, scores):
-        """Top-k by score for every row: (ids, logits, scores, probs) as nested Python lists."""
-        import torch
-
-        values, ids = torch.topk(scores, self.top_k, dim=-1)
-        probs = torch.softmax(scores, dim=-1)
-        packed = torch.stack([torch.gather(logits, 1, ids), values, torch.gather(probs, 1, ids)]).tolist()
-        return ids.tolist(), packed[0], packed[1], packed[2], probs
-
-    def cross_attention(self, outputs) -> tuple[Any, "_Attention"]:
-        """Cross-attention of the newest position, (layers, beams, heads, source) on the device, and the little
-        the records need on the CPU (one transfer): the shown layer's head mean, each layer's strongest token."""
-        import torch
-
-        stacked = torch.stack([a[:, :, -1, :] for a in outputs.cross_attentions]).float()
-        mean = stacked.mean(dim=2)  # (layers, beams, source)
-        best_weight, best_index = mean.max(dim=-1)  # (layers, beams)
-        layers, beams, source = mean.shape
-        packed = torch.cat([mean[self.layer].flatten(), best_weight.flatten(),
-                            best_index.flatten().to(mean.dtype)]).tolist()
-        shown = [packed[b * source:(b + 1) * source] for b in range(beams)]
-        offset = beams * source
-        weights = [packed[offset + i * beams: offset + (i + 1) * beams] for i in range(layers)]
-        offset += layers * beams
-        indices = [[int(x) for x in packed[offset + i * beams: offset + (i + 1) * beams]] for i in range(layers)]
-        return stacked, _Attention(shown, weights, indices)
-
-    def focus(self, attention: "_Attention", row: int) -> tuple[LayerFocus, ...]:
-        """Every decoder layer's strongest source token for beam `row`."""
-        return tuple(LayerFocus(layer, attention.best_index[layer][row],
-                                self.source_tokens[attention.best_index[layer][row]],
-                                attention.best_weight[layer][row]) for layer in range(len(attention.best_index)))
-
-    def row_candidates(self, ids, logits, scores, probs, row) -> tuple[Candidate, ...]:
-        """The top-k `Candidate`s of beam `row`, from the lists `candidates()` returns."""
-        names = self.vocab(ids[row])
-        return tuple(Candidate(i, name, lg, sc, pr) for i, name, lg, sc, pr in
-                     zip(ids[row], names, logits[row], scores[row], probs[row]))
-
-    def check_finite(self, step: int, top_score: float, sampling: bool) -> None:
-        """NaN scores (or nothing left with a finite score) cannot be sampled from; greedy goes on like generate()."""
-        if math.isnan(top_score) or top_score == -math.inf:
-            what = "NaN" if math.isnan(top_score) else "all -inf (every token was ruled out)"
-            if sampling:
-                raise DecodeError(f"At step {step} the scores are {what}: there is no distribution to sample from.",
-                                  hint="The model's numbers overflowed (try --dtype float32) or the settings rule "
-                                       "out every token.")
-            if not self.notes:
-                self.notes.append(f"From step {step} on the scores are {what}; the choices are arbitrary.")
+    @property
+    def new_views(self) -> str:
+        """The options of the views that follow only the T5 and BART families, as named on the command line."""
+        return " and ".join(name for name, asked in (("--self", self.self_attention),
+                                                    ("--occlusion", self.occlusion)) if asked)
 
 
-def encoder_self_attention(attentions, source_length: int, layer: int | None, wanted: bool, keep_heads: bool):
-    """The encoder's self-attention: (the shown layer's mean of heads as a record when `wanted`, every layer's and
-    head's map as lists when `keep_heads`). Encoders whose attention is not a source x source map (local or
-    block-sparse attention: LongT5, LED, BigBird-Pegasus) are refused for --self and left out of the report."""
-    square = bool(attentions) and all(a is not None and tuple(a.shape[-2:]) == (source_length, source_length)
-                                      for a in attentions)
-    if not square:
-        if wanted:
-            raise UnsupportedModel("--self shows a source x source map, but this model's encoder attends locally "
-                                   "(windows or blocks), so its self-attention is not one.")
-        return None, None
-    import torch
+def check_request(request: GenerateRequest) -> None:
+    """Usage errors that need nothing but the request itself."""
+    seq2seq.check_text(request.prompt, "PROMPT")
+    if not request.prompt.strip():
+        raise UsageError('The prompt is empty: give the text to decode, e.g. "translate English to German: '
+                         'the house is small".')
+    if request.top_k <= 0:
+        raise UsageError(f"--top-k must be at least 1 (got {request.top_k}).")
+    if request.max_new_tokens is not None and request.max_new_tokens <= 0:
+        raise UsageError(f"--max-new-tokens must be at least 1 (got {request.max_new_tokens}).")
+    if request.num_beams is not None and request.num_beams <= 0:
+        raise UsageError(f"--num-beams must be at least 1 (got {request.num_beams}).")
+    if request.sample is False and request.num_beams is not None and request.num_beams > 1:
+        raise UsageError(f"--greedy means one beam, but --num-beams {request.num_beams} asks for beam search.")
+    temperature, top_p = request.temperature, request.top_p
+    if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
+        raise UsageError(f"--temperature must be greater than 0 (got {temperature}); for always the top token, "
+                         "use --greedy.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1] (got {top_p}).")
+    if (temperature is not None or top_p is not None) and request.sample is False:
+        raise UsageError("--temperature and --top-p shape sampling; they do nothing with --greedy.")
+    if request.layer is not None and request.layer < 0:
+        raise UsageError(f"--layer counts decoder layers from 0 (got {request.layer}).")
+    seq2seq.check_bounded(request.max_new_tokens, "--max-new-tokens", 1, seq2seq.MAX_NEW_TOKENS)
+    seq2seq.check_bounded(request.num_beams, "--num-beams", 1, seq2seq.MAX_BEAMS)
+    if request.num_beams is not None and request.max_new_tokens is not None:
+        seq2seq.check_beam_tokens(request.num_beams, request.max_new_tokens)
+    seq2seq.check_bounded(request.seed, "--seed", 0, seq2seq.MAX_SEED)
+    if request.temperature is not None and 0 < request.temperature < seq2seq.MIN_TEMPERATURE:
+        raise UsageError(f"--temperature must be at least {seq2seq.MIN_TEMPERATURE} (got {request.temperature}): "
+                         "smaller turns the logits into infinities; --greedy always takes the top token.")
 
-    stacked = torch.stack([a[0] for a in attentions]).float()  # (layers, heads, query, key)
-    layers, heads = stacked.shape[:2]
-    shown = layers - 1 if layer is None else min(layer, layers - 1)
-    record = EncoderSelfAttention(shown, layers, heads, tuple(tuple(row) for row in stacked[shown].mean(dim=0)
-                                                                    .tolist())) if wanted else None
-    return record, (stacked.cpu().tolist() if keep_heads else None)
+
+def shown_top_k(session: Session, request: GenerateRequest) -> int:
+    """Checks that need only config.json; returns the number of candidates to show."""
+    raw, name, layer = session.config, session.name, request.layer
+    family = families.style(session.model_type)
+    if request.new_views and family not in (families.T5_STYLE, families.BART_STYLE):
+        raise UnsupportedModel(f"t5peek generate {request.new_views} works on the T5 and BART families only; "
+                               f"'{name}' is a {session.model_type} model.")
+    layers = anatomy.config_value(raw, "decoder_layers")
+    if layer is not None and isinstance(layers, int) and layer >= layers:
+        raise UsageError(f"--layer {layer} is out of range: the decoder of '{name}' has layers 0 to {layers - 1}.")
+    vocab = raw.get("vocab_size")
+    if isinstance(vocab, int) and request.top_k > vocab:
+        session.warn(f"--top-k {request.top_k} is more than the vocabulary of {vocab:,} tokens; showing all of them.")
+        return vocab
+    return request.top_k
 
 
-def stop_reason(config, output_ids: list[int]) -> str:
-    """Why the output ended, in words."""
-    eos = config._eos_token_tensor.tolist() if config._eos_token_tensor is not None else []
-    if output_ids and output_ids[-1] in eos and len(output_ids) > 1:
-        return "end-of-sequence token"
-    if len(output_ids) >= config.max_length:
-        return f"max_new_tokens ({config.max_length - 1}) reached"
-    return "a stopping criterion"
+def requested_settings(session: Session, model, request: GenerateRequest) -> tuple[dict, int | None, str]:
+    """The generate() arguments the request asks for, and the seed to use with where it came from."""
+    requested: dict = {}
+    if request.max_new_tokens is not None:
+        requested["max_new_tokens"] = request.max_new_tokens
+    if request.sample is not None:
+        requested["do_sample"] = request.sample
+        if request.sample is False and request.num_beams is None:
+            requested["num_beams"] = 1
+    for key in ("num_beams", "temperature", "top_p"):
+        if getattr(request, key) is not None:
+            requested[key] = getattr(request, key)
+    task_params = task_for_prompt(session.config, request.prompt)[1] if request.task_params else {}
+    sampling = requested.get("do_sample", task_params.get("do_sample", model.generation_config.do_sample))
+    if not sampling and (request.temperature is not None or request.top_p is not None):
+        raise UsageError("--temperature and --top-p shape sampling, which this model does not do by default; "
+                         "add --sample.")
+    if not sampling:
+        if request.seed is not None:
+            session.warn("--seed has no effect without sampling (--sample).")
+        return requested, None, "unset"
+    if request.seed is not None:
+        return requested, request.seed, "command line"
+    import secrets
+
+    drawn = secrets.randbelow(2**31)
+    return requested, drawn, f"drawn at random; --seed {drawn} repeats this run"
+
+
+def run_generate(session: Session, request: GenerateRequest, on_start: Callable | None = None,
+                 on_step: Callable | None = None):
+    """The DecodeRun of the request: the tokenizer and length checks come before any weight is loaded."""
+    check_request(request)
+    session.require("generate")
+    top_k = shown_top_k(session, request)
+    tokenizer = session.tokenizer
+    encoded = tokenizer(request.prompt, return_tensors="pt")
+    seq2seq.check_prompt(session.config, session.name, encoded["input_ids"].shape[1], tokenizer, session.warn)
+    pad = occlusion_pad(session, tokenizer) if request.occlusion else None
+    if request.max_new_tokens is not None:
+        seq2seq.check_new_tokens(session.config, session.name, request.max_new_tokens, "--max-new-tokens",
+                                 tokenizer, session.warn)
+    new_tokens = request.max_new_tokens or DEFAULT_PLANNED_TOKENS
+    loaded = session.weights(eager_attention=True, run=RunShape(encoded["input_ids"].shape[1], new_tokens,
+                                                                request.num_beams or 1, request.occlusion))
+    requested, seed, seed_source = requested_settings(session, loaded.model, request)
+    settings = resolve_settings(session.config, request.prompt, requested, top_k=top_k, seed=seed,
+                                seed_source=seed_source, layer=request.layer, keep_heads=request.keep_heads,
+                                task_params=request.task_params, self_attention=request.self_attention)
+    # a warning only for a run that goes ahead, after every usage error
+    seq2seq.check_unknown(session.name, request.prompt, encoded["input_ids"][0].tolist(), tokenizer, session.warn)
+    input_ids = encoded["input_ids"].to(loaded.device)
+    attention_mask = encoded["attention_mask"].to(loaded.device) if "attention_mask" in encoded else None
+    with Progress(session) as progress:
+        plan = []
+
+        def started(decode_plan) -> None:
+            plan.append(decode_plan)
+            if on_start is not None:
+                on_start(decode_plan)
+
+        def stepped(step) -> None:
+            most = plan[0].settings["max_new_tokens"].value
+            beams = plan[0].settings["num_beams"].value
+            progress.show(f"Decoding: step {step.step + 1:,} of at most {most:,}"
+                          + (f", {beams} beams" if beams > 1 else "") + "…")
+
+        # a caller that shows the steps as they come needs no progress line
+        run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step or stepped,
+                     attention_mask=attention_mask, on_start=started)
+        if pad is not None:
+            from t5peek.generate.occlusion import occlude
+
+            pad_token = seq2seq.token_strings(tokenizer, [pad])[0]
+            occlusion = occlude(loaded.model, input_ids, attention_mask, run, pad, pad_token,
+                                set(getattr(tokenizer, "all_special_ids", ())),
+                                lambda done, total: progress.show(f"--occlusion: re-scored {done:,} of {total:,} "
+                                                                  "copies of the source…", now=done == 0))
+            run = replace(run, occlusion=occlusion)
+    return replace(run, model=session.name, prompt=request.prompt)
+
+
+class Progress:
+    """The session's progress line (a spinner on stderr when it is a terminal), its message renewed at most every
+    PROGRESS_SECONDS."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.shown = -math.inf
+        self.stack = contextlib.ExitStack()
+
+    def show(self, message: str, now: bool = False) -> None:
+        """Show `message`: at once when `now`, else unless the last one is younger than PROGRESS_SECONDS."""
+        clock = time.monotonic()
+        if now or clock - self.shown >= PROGRESS_SECONDS:
+            self.shown = clock
+            self.stack.close()
+            self.stack.enter_context(self.session.progress(message))
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stack.close()
+
+
+def occlusion_pad(session: Session, tokenizer) -> int:
+    """The token that stands in for an occluded source token: the tokenizer's pad token (the config's without)."""
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is None:
+        pad = session.config.get("pad_token_id")
+    if not isinstance(pad, int) or isinstance(pad, bool):
+        raise UsageError(f"--occlusion replaces source tokens by the pad token, and '{session.name}' has none "
+                         "(neither its tokenizer nor its config.json names one).")
+    return pad

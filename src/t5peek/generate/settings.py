@@ -249,3 +249,9 @@ def _plain(value):
     if isinstance(value, tuple):
         return list(value)
     return value
+
+
+def top_k_continuations(model, **arguments):
+    """generate()'s own choice of the K continuations over all beams (the top K, or K sampled), called rather than
+    mirrored: how it samples has changed between transformers releases (5.24 sorts the sampled ones by score)."""
+    return model._get_top_k_continuations(**arguments)
