@@ -39,7 +39,7 @@ class ModelShape:
     activation_dropout: float
     outer_norms: tuple[int, int]  # LayerNorms outside the blocks (embedding norm, final norm), encoder and decoder
     parameters: int  # as `t5peek params` counts them
-    trainable: int  # less the fixed sinusoidal position tables (Marian, Pegasus), which get no gradient
+    trainable: int  # what a real optimizer step updates: every parameter of a model from from_pretrained
     tensors: int  # trainable tensors
     factored_elements: int  # Adafactor's second moments: rows + columns of each matrix, every element of a vector
     expert_parameters: int
@@ -90,8 +90,10 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
     expert_parameters = sum(t.numel for t in tensors if t.role == anatomy.EXPERTS)
     outer = tuple(sum(1 for t in tensors if t.stack == stack and t.layer is None and t.role == anatomy.NORM
                       and t.name.endswith("weight")) for stack in ("encoder", "decoder"))
-    fixed = families.position_kind(model_type) == families.SINUSOIDAL
-    trained = [t for t in tensors if not (fixed and "embed_positions" in t.name)]
+    # Every parameter trains, Marian's and Pegasus's sinusoidal position tables too: transformers (5.24) builds them
+    # frozen, but a model from from_pretrained has them requiring gradients, and they get one (measured in
+    # tests/test_budget_oracle.py with a real optimizer step).
+    trained = tensors
     dropout = raw.get("dropout_rate", raw.get("dropout", 0.0))
     return ModelShape(
         model_type=model_type, style=style, encoder_layers=layers["encoder"] or int(
