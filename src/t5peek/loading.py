@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t5peek import anatomy, families, hub, placement
+from t5peek import anatomy, dtypes, families, hub, placement
 from t5peek.checkpoint import CheckpointIndex, checkpoint_from_hub, read_local_checkpoint, weights_present
 from t5peek.errors import BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError
 from t5peek.checkpoint import same_stored_values
@@ -192,17 +192,9 @@ def resolve_device(device: str) -> str:
 
 def resolve_dtype(dtype: str, device: str, checkpoint: CheckpointIndex | None, warn) -> "object":
     """The torch dtype to load with. auto keeps the stored dtype, except half precision on the CPU."""
-    import torch
-
-    names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype != "auto":
-        if dtype == "float16" and device == "cpu":
-            warn("float16 on the CPU is slow and T5 overflows in it; computing in float16 as asked.")
-        return names[dtype]
-    stored = checkpoint.main_dtype if checkpoint else None
-    if stored in names and not (device == "cpu" and stored == "float16"):
-        return names[stored]
-    return torch.float32
+    if dtype == "float16" and device == "cpu":
+        warn("float16 on the CPU is slow and T5 overflows in it; computing in float16 as asked.")
+    return dtypes.torch_dtype(dtypes.compute_dtype(dtype, checkpoint.main_dtype if checkpoint else None, device))
 
 
 def transformers_config(resolved: ResolvedModel):

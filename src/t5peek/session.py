@@ -17,6 +17,7 @@ from typing import Callable, ContextManager
 from t5peek import anatomy, loading
 from t5peek.budget.run import estimate_generate_peak
 from t5peek.checkpoint import CheckpointIndex
+from t5peek.dtypes import compute_dtype, torch_dtype
 from t5peek.loading import ResolvedModel
 from t5peek import placement
 
@@ -132,7 +133,8 @@ class Session:
         if not self.checkpoint.tensors:
             return None
         return estimate_generate_peak(self.config, self.checkpoint, run.source_tokens, run.new_tokens, run.beams,
-                                      dtype=self.run.dtype, device=self.run.device, occlusion=run.occlusion)
+                                      dtype=self.run.dtype, device=loading.resolve_device(self.run.device),
+                                      occlusion=run.occlusion)
 
     def plan_split(self, max_memory: dict):
         """How accelerate would place the model over `max_memory`, planned on the meta model."""
@@ -140,8 +142,6 @@ class Session:
             return placement.plan(self.meta_model, max_memory, self._planning_dtype())
 
     def _planning_dtype(self):
-        import torch
-
-        names = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        stored = self.checkpoint.main_dtype
-        return names.get(self.run.dtype) or names.get(stored or "", torch.float32)
+        """The dtype the weights will load in (the same rule as loading)."""
+        device = loading.resolve_device(self.run.device)
+        return torch_dtype(compute_dtype(self.run.dtype, self.checkpoint.main_dtype, device))

@@ -12,9 +12,9 @@ from t5peek.budget import activations, flops, inference, training
 from t5peek.budget.records import BudgetReport, BudgetRow, Group
 from t5peek.kinds import Mode, Optimizer
 from t5peek.budget.shapes import T5_STYLE, ModelShape, active_parameters
+from t5peek.dtypes import ELEMENT_BYTES, compute_dtype
 from t5peek.errors import UsageError
 
-ELEMENT_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 MAX_BATCH = 65536
 
 
@@ -59,15 +59,6 @@ def check_request(request: BudgetRequest, raw: dict, name: str) -> None:
         if limit.hard and limit.positions is not None and needed > limit.positions:
             raise UsageError(f"{option} {needed - (option == '--target'):,} needs {needed:,} positions; '{name}' "
                              f"reads at most {limit.positions:,} ({limit.source}).")
-
-
-def compute_dtype(dtype: str, stored: str | None, device: str) -> str:
-    """auto keeps the stored dtype, but float32 for a float16 checkpoint on the CPU (as loading does)."""
-    if dtype != "auto":
-        return dtype
-    if stored in ELEMENT_BYTES and not (device == "cpu" and stored == "float16"):
-        return stored
-    return "float32"
 
 
 def _names(shape: ModelShape) -> dict[str, str]:

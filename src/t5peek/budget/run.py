@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from t5peek.budget import inference
 from t5peek.budget.records import BudgetReport
-from t5peek.budget.report import ELEMENT_BYTES, BudgetRequest, build, check_request, compute_dtype
+from t5peek.budget.report import BudgetRequest, build, check_request
+from t5peek.dtypes import ELEMENT_BYTES, compute_dtype
 from t5peek.budget.shapes import parameter_tensors, read_shape
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.params import Tensor
