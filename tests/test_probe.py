@@ -153,3 +153,23 @@ def test_a_cached_step_by_step_decoder_equals_the_full_pass(model):
             rows.append(output.logits[0, -1])
     torch.testing.assert_close(torch.stack(rows), full, rtol=1e-4, atol=1e-5)
     assert cache.get_seq_length() == decoder_input_ids.shape[-1]
+
+
+def test_decoder_steps_teacher_forced_and_greedy(model):
+    from t5peek.probe.stepping import decoder_steps
+
+    input_ids, decoder_input_ids = inputs(model)
+    mask = torch.ones_like(input_ids)
+    with torch.no_grad():
+        full = model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits[0]
+        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask, return_dict=True)
+        forced = list(decoder_steps(model, encoder_outputs, mask, 99, feed=decoder_input_ids[0].tolist()))
+        greedy = list(decoder_steps(model, encoder_outputs, mask, 4))
+    assert [s.fed_id for s in forced] == decoder_input_ids[0].tolist()  # stops where the feed ends
+    torch.testing.assert_close(torch.stack([s.output.logits[0, -1] for s in forced]), full, rtol=1e-4, atol=1e-5)
+    chosen = [int(s.output.logits[0, -1].argmax()) for s in greedy]
+    assert [s.fed_id for s in greedy] == [model.config.decoder_start_token_id, *chosen[:-1]]
+    with torch.no_grad():  # each greedy step sees exactly what an uncached pass over its inputs sees
+        again = model(input_ids=input_ids, attention_mask=mask,
+                      decoder_input_ids=torch.tensor([[s.fed_id for s in greedy]])).logits[0].argmax(-1).tolist()
+    assert again == chosen

@@ -20,7 +20,7 @@ from t5peek import seq2seq
 from t5peek.attend.heads import HeadSite
 from t5peek.errors import UsageError
 from t5peek.probe.hooks import INPUT, OUTPUT, Hook, hooked
-from t5peek.probe.stepping import decoder_step
+from t5peek.probe.stepping import decoder_steps
 
 
 @dataclass
@@ -78,17 +78,13 @@ def run_to_query(model, input_ids, attention_mask, step: int | None, tokenizer=N
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True)
         if step is None:
             return Decoded((), None)
-        cache = seq2seq.new_cache()
         eos = seq2seq.eos_ids(model)
         decoder_ids = [seq2seq.decoder_start_id(model)]
-        device = input_ids.device
-        for current in range(step + 1):
-            fed = torch.tensor([[decoder_ids[-1]]], device=device)
-            output, cache = decoder_step(model, encoder_outputs, attention_mask, fed, cache)
-            chosen = int(output.logits[0, -1].argmax())
-            if current < step and chosen in eos:
+        for passed in decoder_steps(model, encoder_outputs, attention_mask, step + 1):
+            chosen = int(passed.output.logits[0, -1].argmax())
+            if passed.step < step and chosen in eos:
                 token = seq2seq.token_strings(tokenizer, [chosen])[0]
-                raise UsageError(f"--step {step} is past the end: greedy decoding writes {token} at step {current}, "
-                                 f"so the decoder has a query at steps 0 to {current} only.")
+                raise UsageError(f"--step {step} is past the end: greedy decoding writes {token} at step "
+                                 f"{passed.step}, so the decoder has a query at steps 0 to {passed.step} only.")
             decoder_ids.append(chosen)
     return Decoded(tuple(decoder_ids[:-1]), decoder_ids[-1])

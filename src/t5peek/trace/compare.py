@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from t5peek import families
 from t5peek.errors import UnsupportedModel
 from t5peek.probe.hooks import evaluating
-from t5peek.probe.stepping import decoder_step
-from t5peek.seq2seq import new_cache, shift_right, token_strings
+from t5peek.probe.stepping import decoder_steps
+from t5peek.seq2seq import shift_right, token_strings
 
 # The bound asserted on max |Δ| between the two logits vectors of a position: RELATIVE_TOLERANCE of the dtype the
 # model ran in, times the largest |logit| of the position or TOLERANCE_FLOOR, whichever is larger (1e-4 at least in
@@ -144,12 +144,8 @@ def _cached_steps(model, input_ids, attention_mask, fed, encoder_extra: dict):
 
     encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
                                           **encoder_extra)
-    cache = new_cache()
-    rows = []
-    for position in range(fed.shape[-1]):
-        output, cache = decoder_step(model, encoder_outputs, attention_mask, fed[:, position:position + 1], cache)
-        rows.append(output.logits[0, -1])
-    return torch.stack(rows)
+    steps = decoder_steps(model, encoder_outputs, attention_mask, fed.shape[-1], feed=fed[0].tolist())
+    return torch.stack([passed.output.logits[0, -1] for passed in steps])
 
 
 def _free_running(model, tokenizer, input_ids, attention_mask, steps: int):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from t5peek import anatomy
 from t5peek.kinds import PhaseKind, View
-from t5peek.probe.stepping import decoder_step
-from t5peek.seq2seq import decoder_start_id, eos_ids, new_cache, shift_right, token_strings
+from t5peek.probe.stepping import decoder_steps
+from t5peek.seq2seq import eos_ids, shift_right, token_strings
 from t5peek.trace.plan import hook_plan
 from t5peek.trace.probes import _layer_shapes
 from t5peek.trace.records import BlockDesign, DecodeStep, NonFinite, TraceReport
@@ -92,31 +92,30 @@ def _generation(model, tracer: Tracer, input_ids, attention_mask, steps: int, to
     with tracer.phase("encoder, runs once", PhaseKind.ENCODER):
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask, return_dict=True,
                                               **(encoder_extra or {}))
-    cache = new_cache()
     eos = eos_ids(model)
-    next_id = decoder_start_id(model)
-    device = input_ids.device
     decoded: list[DecodeStep] = []
     generated: list[int] = []
-    for step in range(steps):
-        before = _lengths(cache.self_attention_cache)
-        phase_count = len(tracer.phases)
-        fed = torch.tensor([[next_id]], device=device)
-        with tracer.phase(f"decoder step {step}", PhaseKind.STEP, step=step):
-            output, cache = decoder_step(model, encoder_outputs, attention_mask, fed, cache)
-        probabilities = torch.softmax(output.logits[0, -1].float(), dim=-1)
+    before: tuple[int, ...] = ()
+
+    def phase(step: int):
+        return tracer.phase(f"decoder step {step}", PhaseKind.STEP, step=step)
+
+    for passed in decoder_steps(model, encoder_outputs, attention_mask, steps, around=phase):
+        step, cache = passed.step, passed.cache
+        probabilities = torch.softmax(passed.output.logits[0, -1].float(), dim=-1)
         chosen = int(probabilities.argmax())
-        kv_calls = tracer.phases[phase_count].cross_kv_projections
-        decoded.append(DecodeStep(step=step, input_id=next_id, input_token=token_strings(tokenizer, [next_id])[0],
+        kv_calls = tracer.phases[-1].cross_kv_projections
+        decoded.append(DecodeStep(step=step, input_id=passed.fed_id,
+                                  input_token=token_strings(tokenizer, [passed.fed_id])[0],
                                   position=before[0] if before else 0, self_cache_before=before,
                                   self_cache_after=_lengths(cache.self_attention_cache),
                                   cross_cache=_lengths(cache.cross_attention_cache), cross_kv_projections=kv_calls,
                                   next_id=chosen, next_token=token_strings(tokenizer, [chosen])[0],
                                   next_probability=float(probabilities[chosen]), eos=chosen in eos))
+        before = _lengths(cache.self_attention_cache)
         generated.append(chosen)
         if stop_at_eos and chosen in eos:
             break
-        next_id = chosen
     text = tokenizer.decode(generated, skip_special_tokens=True) if tokenizer is not None and generated else None
     return dict(steps=tuple(decoded), generated_ids=tuple(generated), generated_text=text)
 
