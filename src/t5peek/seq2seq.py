@@ -245,9 +245,35 @@ def decoder_shape(model) -> tuple[int, int]:
 
 
 def token_strings(tokenizer, ids) -> tuple[str, ...]:
+    """Each id as the tokenizer spells it; `<id>` for an id past its vocabulary (a padded row of the embedding)."""
+    ids = list(ids)
     if tokenizer is None:
         return tuple(str(i) for i in ids)
-    return tuple(str(t) for t in tokenizer.convert_ids_to_tokens(list(ids)))
+    return tuple(f"<{i}>" if t is None else str(t) for i, t in zip(ids, tokenizer.convert_ids_to_tokens(ids)))
+
+
+class TokenNames:
+    """`token_strings`, memoised: a run asks for the same ids again at every step and depth."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.known: dict[int, str] = {}
+
+    def __call__(self, ids) -> tuple[str, ...]:
+        ids = list(ids)
+        missing = [i for i in dict.fromkeys(ids) if i not in self.known]
+        if missing:
+            self.known.update(zip(missing, token_strings(self.tokenizer, missing)))
+        return tuple(self.known[i] for i in ids)
+
+    def one(self, token_id: int) -> str:
+        return self((token_id,))[0]
+
+    def text(self, ids) -> str:
+        """The decoded text, special tokens skipped (ids joined by spaces without a tokenizer)."""
+        if self.tokenizer is None:
+            return " ".join(str(i) for i in ids)
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
 def encode(session, prompt: str, target: str | None, new_tokens: int, new_tokens_option: str):

@@ -8,10 +8,10 @@ from typing import Callable
 from t5peek.errors import UsageError
 from t5peek.generate.beam import beam_search
 from t5peek.generate.records import Candidate, DecodePlan, DecodeRun, Step
-from t5peek.generate.state import _Run, _Vocab, encoder_self_attention, stop_reason
+from t5peek.generate.state import _Run, encoder_self_attention, stop_reason
 from t5peek.generate.settings import DecodeSettings, prepare, processors_and_criteria, setting_sources
 from t5peek.probe.hooks import evaluating
-from t5peek.seq2seq import decoder_shape, new_cache
+from t5peek.seq2seq import TokenNames, decoder_shape, new_cache
 
 
 def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, on_step: Callable | None = None,
@@ -40,7 +40,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
     top_k = max(1, min(settings.top_k, vocab_width))
 
     processors, criteria = processors_and_criteria(model, config, input_ids, tokenizer, device)
-    vocab = _Vocab(tokenizer)
+    vocab = TokenNames(tokenizer)
     source_ids = tuple(input_ids[0].tolist())
     plan = DecodePlan(strategy, setting_sources(model, settings, config, strategy, has_default_max_length),
                       tuple(type(p).__name__ for p in processors), source_ids, vocab(source_ids), layer, n_layers,

@@ -11,39 +11,11 @@ from t5peek.errors import T5PeekError, UnsupportedModel
 from t5peek.generate.records import Candidate, EncoderSelfAttention, LayerFocus
 from t5peek.kinds import Strategy
 from t5peek.probe.stepping import decoder_step
+from t5peek.seq2seq import TokenNames
 
 
 class DecodeError(T5PeekError):
     """Decoding cannot go on (e.g. the scores are NaN, so there is nothing to sample from)."""
-
-
-class _Vocab:
-    """Token strings for ids, memoised (the same ids come back every step)."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.cache: dict[int, str] = {}
-
-    def __call__(self, ids) -> tuple[str, ...]:
-        missing = [i for i in ids if i not in self.cache]
-        if missing:
-            if self.tokenizer is None:
-                names = [str(i) for i in missing]
-            else:
-                names = self.tokenizer.convert_ids_to_tokens(missing)
-            for i, name in zip(missing, names):
-                self.cache[i] = name if name is not None else f"<{i}>"
-        return tuple(self.cache[i] for i in ids)
-
-    def one(self, token_id: int) -> str:
-        """The token string of one id."""
-        return self((token_id,))[0]
-
-    def text(self, ids) -> str:
-        """The decoded text, special tokens skipped (ids joined by spaces without a tokenizer)."""
-        if self.tokenizer is None:
-            return " ".join(str(i) for i in ids)
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
 @dataclass
@@ -64,7 +36,7 @@ class _Run:
     strategy: Strategy
     processors: Any
     criteria: Any
-    vocab: _Vocab
+    vocab: TokenNames
     top_k: int
     layer: int
     keep_heads: bool

@@ -137,7 +137,7 @@ def _greedy(session: Session, model, shape: Anatomy, input_ids, attention_mask, 
     steps: list[LensStep] = []
     errors: list[float] = [0.0]
     pending: list[tuple] = []  # (streams (depths, 1, d_model), model logits (1, vocab), step)
-    tokens = _Tokens(session.tokenizer)
+    tokens = seq2seq.TokenNames(session.tokenizer)
     batch = max(1, ROWS_PER_READ // len(shape.taps))
 
     def flush() -> None:
@@ -175,7 +175,7 @@ def _teacher_forced(session: Session, model, shape: Anatomy, input_ids, attentio
         outputs = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
                         use_cache=False, return_dict=True)
         reading = read(shape.head, recorder.take(), labels[0], top_k, outputs.logits[0].detach())
-    tokens = _Tokens(session.tokenizer)
+    tokens = seq2seq.TokenNames(session.tokenizer)
     inputs, targets = decoder_input_ids[0].tolist(), labels[0].tolist()
     steps = [_step(reading, n, n, inputs[n], targets[n], shape, tokens) for n in range(len(targets))]
     ending = (tuple(targets), session.tokenizer.decode(targets, skip_special_tokens=True),
@@ -183,24 +183,11 @@ def _teacher_forced(session: Session, model, shape: Anatomy, input_ids, attentio
     return steps, ending, []
 
 
-class _Tokens:
-    """Token strings for ids, memoised (the same ids come back at every depth)."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-        self.known: dict[int, str] = {}
-
-    def __call__(self, ids) -> dict[int, str]:
-        missing = [i for i in dict.fromkeys(ids) if i not in self.known]
-        if missing:
-            self.known.update(zip(missing, seq2seq.token_strings(self.tokenizer, missing)))
-        return self.known
-
-
 def _step(reading: Reading, position: int, step: int, input_id: int, token_id: int, shape: Anatomy,
-          tokens: _Tokens) -> LensStep:
+          tokens: seq2seq.TokenNames) -> LensStep:
     top_ids = reading.top_ids[position]
-    names = tokens([input_id, token_id, *(i for row in top_ids for i in row)])
+    asked = [input_id, token_id, *(i for row in top_ids for i in row)]
+    names = dict(zip(asked, tokens(asked)))
     ranks = reading.ranks[position]
     depths = tuple(
         DepthReading(depth, tap.layer, tap.sublayer,
