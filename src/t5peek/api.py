@@ -22,7 +22,7 @@ from t5peek.loading import DEFAULT_MODEL
 from t5peek.placement import normalize_max_memory
 from t5peek.session import RunOptions, Session, SourceOptions
 from t5peek.render.notebook import register_if_in_ipython
-from t5peek.trace.run import run_trace
+from t5peek.trace.run import TraceRequest, run_trace
 from t5peek.generate.run import GenerateRequest, run_generate
 from t5peek.budget.report import request_from
 from t5peek.budget.run import run_budget
@@ -105,8 +105,7 @@ class Model:
         forcing (`target`). `global_attention_mask` (LED only, shape [1, S]) gives tokens global attention.
         `compare` (with `target`; T5 and BART families) adds `.comparison`: teacher-forced logits against cached
         steps fed the same tokens, free-running greedy with its first departure from the target, the causal mask."""
-        return run_trace(self.session, prompt, target=target, steps=steps, depth=depth, stats=stats,
-                         explain=explain, global_attention_mask=global_attention_mask, compare=compare)
+        return self.run(TraceRequest(prompt, target, steps, depth, stats, explain, compare, global_attention_mask))
 
     def generate(self, prompt: str, *, max_new_tokens: int | None = None, num_beams: int | None = None,
                  sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
@@ -123,12 +122,12 @@ class Model:
         """
         request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k,
                                   layer, keep_heads, task_params, self_attention, occlusion)
-        return run_generate(self.session, request, on_start=on_start, on_step=on_step)
+        return self.run(request, on_start=on_start, on_step=on_step)
 
     def lens(self, prompt: str, *, target: str | None = None, max_new_tokens: int | None = None, top_k: int = 3):
         """The logit lens and direct logit attribution of every decoder depth at every step: greedy generation
         (`max_new_tokens`, 8 by default), or teacher forcing of `target`. Returns a `t5peek.lens.LensRun`."""
-        return run_lens(self.session, LensRequest(prompt, target, max_new_tokens, top_k))
+        return self.run(LensRequest(prompt, target, max_new_tokens, top_k))
 
     def attend(self, prompt: str, *, layer: int | None = None, head: int = 0, step: int | None = None,
                cross: bool | None = None, encoder: bool = False, query: int | None = None):
@@ -140,7 +139,7 @@ class Model:
         """
         request = AttendRequest(prompt, layer=layer, head=head, step=step, cross=cross, encoder=encoder,
                                 query=query)
-        return run_attend(self.session, request)
+        return self.run(request)
 
     def budget(self, *, batch: int = 1, source: int = 512, target: int = 128, mode: str = "generate",
                num_beams: int = 1, optimizer: str = "adamw", gradient_checkpointing: bool = False,
@@ -150,6 +149,16 @@ class Model:
         request = request_from(batch, source, target, mode, num_beams, optimizer, gradient_checkpointing,
                                self.session.run.dtype, device or "cpu")
         return run_budget(self.session, request, normalize_max_memory(plan_memory))
+
+    def run(self, request, on_start: Callable | None = None, on_step: Callable | None = None):
+        """The record of one view's request (a GenerateRequest, TraceRequest, LensRequest or AttendRequest, valid
+        by construction): the path the CLI takes. `on_start` and `on_step` stream generate's plan and steps."""
+        if isinstance(request, GenerateRequest):
+            return run_generate(self.session, request, on_start=on_start, on_step=on_step)
+        runs = {TraceRequest: run_trace, LensRequest: run_lens, AttendRequest: run_attend}
+        if type(request) not in runs:
+            raise TypeError(f"Model.run takes a view's request, not {type(request).__name__}")
+        return runs[type(request)](self.session, request)
 
     def tokens(self, text: str) -> tuple[str, ...]:
         """How the model's tokenizer splits `text`."""

@@ -30,6 +30,9 @@ class AttendRequest:
     encoder: bool = False  # encoder self-attention; the query is a source position (`query`)
     query: int | None = None  # encoder view: the source position of the query, default 0
 
+    def __post_init__(self) -> None:
+        check_request(self)  # a request that exists is a valid one, for the CLI and the API alike
+
     @property
     def kind(self) -> AttentionKind:
         if self.encoder:
@@ -70,7 +73,6 @@ def run_attend(session: Session, request: AttendRequest) -> AttendReport:
     from t5peek.attend.capture import hooks_on, run_to_query
     from t5peek.attend.recompute import Query, build_report, recompute
 
-    check_request(request)
     kind = request.kind
     check_family(session.model_type, session.name)
     raw = session.config

@@ -71,15 +71,14 @@ def attend_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.attend.run import AttendRequest, check_request
+    from t5peek.attend.run import AttendRequest
     from t5peek.render.attend import render_attend
 
     check_prompt_is_not_a_model(prompt, model is not None, "attend")
     request = AttendRequest(prompt, layer=layer, head=head, step=step, cross=cross, encoder=encoder, query=query)
-    check_request(request)
     out = Output(json, "attend")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
-    report = peek.attend(prompt, layer=layer, head=head, step=step, cross=cross, encoder=encoder, query=query)
+    report = peek.run(request)
     out.emit(report, lambda record, console: render_attend(record, console, full=full))

@@ -104,33 +104,24 @@ def generate_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.generate.run import GenerateRequest, check_request
+    from t5peek.generate.run import GenerateRequest
 
+    check_prompt_is_not_a_model(prompt, model is not None, "generate")
     request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k, layer,
                               keep_heads=html is not None, task_params=task_params, self_attention=self_attention,
                               occlusion=occlusion)
-    check_prompt_is_not_a_model(prompt, model is not None, "generate")
-    check_request(request)
     target = check_html_target(html)
     out = Output(json, "generate")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     if json:
-        run = peek.generate(**_api_arguments(request))
+        run = peek.run(request)
         write_report(run, target, out)
         out.emit(run, render=None)
     else:
         run = _stream(out, peek, request, all_layers)
         write_report(run, target, out)
-
-
-def _api_arguments(request) -> dict:
-    from dataclasses import asdict
-
-    arguments = asdict(request)
-    arguments.pop("prompt")
-    return {"prompt": request.prompt, **arguments}
 
 
 def _stream(out: Output, peek, request, all_layers: bool):
@@ -153,7 +144,7 @@ def _stream(out: Output, peek, request, all_layers: bool):
             render_step(step, out.console, plan_seen["plan"], all_layers)
         out.console.file.flush()
 
-    run = peek.generate(**_api_arguments(request), on_start=on_start, on_step=on_step)
+    run = peek.run(request, on_start=on_start, on_step=on_step)
     render_summary(run, out.console)
     render_self_attention(run, out.console)
     render_occlusion(run, out.console)

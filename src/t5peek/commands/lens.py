@@ -63,11 +63,11 @@ def lens_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.lens.run import DEFAULT_NEW_TOKENS, LensRequest, check_request, check_step
+    from t5peek.lens.run import DEFAULT_NEW_TOKENS, LensRequest, check_step
     from t5peek.render.lens import render_lens
 
     check_prompt_is_not_a_model(prompt, model is not None, "lens")
-    check_request(LensRequest(prompt, target, max_new_tokens, top_k))
+    request = LensRequest(prompt, target, max_new_tokens, top_k)
     if target is None:
         new_tokens = max_new_tokens or DEFAULT_NEW_TOKENS
         check_step(step, new_tokens, f"a run of --max-new-tokens {new_tokens}")
@@ -75,6 +75,6 @@ def lens_command(
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
-    run = peek.lens(prompt, target=target, max_new_tokens=max_new_tokens, top_k=top_k)
+    run = peek.run(request)
     check_step(step, len(run.steps), f"this run ({run.stop_reason})" if target is None else "the target")
     out.emit(run, lambda record, console: render_lens(record, console, step))

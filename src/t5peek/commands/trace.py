@@ -79,11 +79,14 @@ def trace_command(
 ) -> None:
     from t5peek.render.trace import render_trace
 
+    from t5peek.trace.run import TraceRequest
+
     check_prompt_is_not_a_model(prompt, model is not None, "trace")
+    request = TraceRequest(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain,
+                           compare=compare)
     out = Output(json, "trace")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
-    report = peek.trace(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain,
-                        compare=compare)
+    report = peek.run(request)
     out.emit(report, render_trace)

@@ -39,6 +39,9 @@ class GenerateRequest:
     self_attention: bool = False  # record the encoder's and the decoder's self-attention (--self)
     occlusion: bool = False  # re-score the output with each source token replaced by the pad token (--occlusion)
 
+    def __post_init__(self) -> None:
+        check_request(self)  # a request that exists is a valid one, for the CLI and the API alike
+
     @property
     def new_views(self) -> str:
         """The options of the views that follow only the T5 and BART families, as named on the command line."""
@@ -129,7 +132,6 @@ def requested_settings(session: Session, model, request: GenerateRequest) -> tup
 def run_generate(session: Session, request: GenerateRequest, on_start: Callable | None = None,
                  on_step: Callable | None = None):
     """The DecodeRun of the request: the tokenizer and length checks come before any weight is loaded."""
-    check_request(request)
     session.require("generate")
     top_k = shown_top_k(session, request)
     tokenizer = session.tokenizer

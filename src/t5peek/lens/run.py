@@ -31,6 +31,9 @@ class LensRequest:
     max_new_tokens: int | None = None  # generation; None: DEFAULT_NEW_TOKENS
     top_k: int = DEFAULT_TOP_K  # tokens shown per depth
 
+    def __post_init__(self) -> None:
+        check_request(self)  # a request that exists is a valid one, for the CLI and the API alike
+
 
 def check_request(request: LensRequest) -> None:
     """Usage errors that need nothing but the request itself."""
@@ -56,7 +59,6 @@ def check_step(step: int | None, steps: int, what: str) -> None:
 
 def run_lens(session: Session, request: LensRequest) -> LensRun:
     """The LensRun of the request: tokenizer and length checks come before any weight is loaded."""
-    check_request(request)
     session.require("lens")
     check_family(session.model_type, session.name)
     new_tokens = request.max_new_tokens or DEFAULT_NEW_TOKENS

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from t5peek import seq2seq
 from t5peek.errors import UsageError
@@ -15,6 +16,26 @@ EAGER_NOTE = ("attention was loaded in eager mode (attn_implementation='eager') 
               "sdpa or flash attention compute the same result without them.")
 GREEDY_NOTE = ("greedy = the highest-scoring token at each step, from the raw logits (generate() may also apply "
                "forced or banned tokens from the generation config).")
+
+
+@dataclass(frozen=True)
+class TraceRequest:
+    """What the user asked for; a request that exists is a valid one, for the CLI and the API alike."""
+
+    prompt: str
+    target: str | None = None  # teacher forcing instead of generation
+    steps: int | None = None  # generation steps; None: DEFAULT_STEPS
+    depth: int | None = None  # None: the block view
+    stats: bool = False
+    explain: bool = False
+    compare: bool = False  # with target: teacher forcing against cached steps and free-running greedy
+    global_attention_mask: Any = field(default=None, compare=False)  # LED only: [1, S], tokens with global attention
+
+    def __post_init__(self) -> None:
+        check_arguments(self.prompt, self.target, self.depth, self.steps, self.compare)
+        if self.compare and self.global_attention_mask is not None:
+            raise UsageError("compare does not take a global_attention_mask: its free-running greedy runs as "
+                             "model.generate() does, without one.")
 
 
 def check_arguments(prompt: str, target: str | None, depth: int | None, steps: int | None,
@@ -38,15 +59,12 @@ def check_arguments(prompt: str, target: str | None, depth: int | None, steps: i
                          "once, so give one or the other.")
 
 
-def run_trace(session: Session, prompt: str, *, target: str | None = None, steps: int | None = None,
-              depth: int | None = None, stats: bool = False, explain: bool = False, global_attention_mask=None,
-              compare: bool = False):
-    """The TraceReport of `prompt`: the tokenizer and length checks come before any weight is loaded."""
-    check_arguments(prompt, target, depth, steps, compare)
-    if compare and global_attention_mask is not None:
-        raise UsageError("compare does not take a global_attention_mask: its free-running greedy runs as "
-                         "model.generate() does, without one.")
-    steps = DEFAULT_STEPS if steps is None else steps
+def run_trace(session: Session, request: TraceRequest):
+    """The TraceReport of the request: the tokenizer and length checks come before any weight is loaded."""
+    prompt, target, depth, stats, compare = request.prompt, request.target, request.depth, request.stats, \
+        request.compare
+    global_attention_mask = request.global_attention_mask
+    steps = DEFAULT_STEPS if request.steps is None else request.steps
     session.require("trace")
     if compare:
         check_family(session.model_type, session.name)
@@ -60,7 +78,7 @@ def run_trace(session: Session, prompt: str, *, target: str | None = None, steps
         report = trace_forward(loaded.model, input_ids.to(device), attention_mask.to(device), depth=depth,
                                target_ids=None if labels is None else labels.to(device), steps=steps, stats=stats,
                                tokenizer=session.tokenizer, model_name=session.name, prompt=prompt, target=target,
-                               explain=explain, global_attention_mask=global_attention_mask)
+                               explain=request.explain, global_attention_mask=global_attention_mask)
     comparison = None
     if compare:
         with session.progress("Comparing teacher forcing with cached steps and free-running greedy…"):
