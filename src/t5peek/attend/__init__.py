@@ -2,7 +2,8 @@
 
 `run.run_attend(session, request)` takes a request (checked when it was made), runs the model to the query with
 hooks on one attention module (`capture`), recomputes the head from that module's weights (`recompute`) and
-returns an `AttendReport` (`records`). `heads` holds the family facts: where the module lives, the scaling, T5's relative-position buckets.
+returns an `AttendReport` (`records`). `heads` holds the family facts: where the module lives, the scaling,
+T5's relative-position buckets.
 """
 
 from __future__ import annotations
