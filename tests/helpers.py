@@ -49,6 +49,8 @@ class Run:
     stderr: str
     seconds: float
     network_violations: list[str]
+    stdout_bytes: bytes = b""  # as written, in the stream's encoding (in-process runs)
+    stderr_bytes: bytes = b""
 
     def json(self) -> dict:
         assert self.exit_code == 0, self.stdout + self.stderr
@@ -91,7 +93,11 @@ def run_t5peek(*args, env: dict | None = None, timeout: float = 180, allowed_por
     saved = _process_state()
     violations_before = len(NETWORK_VIOLATIONS)
     LOOPBACK_PORTS.update(allowed_ports)
-    os.environ.update({key: str(value) for key, value in (env or {}).items()})
+    for key, value in (env or {}).items():  # None: not set at all
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = str(value)
     sys.argv, sys.stdout, sys.stderr = ["t5peek", *map(str, args)], stdout, stderr
 
     def out_of_time(_signum, _frame):
@@ -121,7 +127,8 @@ def run_t5peek(*args, env: dict | None = None, timeout: float = 180, allowed_por
     violations = NETWORK_VIOLATIONS[violations_before:]
     if netlog is not None:
         Path(netlog).write_text("".join(line + "\n" for line in violations))
-    return Run(tuple(map(str, args)), code, _text(stdout, encoding), _text(stderr, encoding), seconds, violations)
+    return Run(tuple(map(str, args)), code, _text(stdout, encoding), _text(stderr, encoding), seconds, violations,
+               stdout.buffer.getvalue(), stderr.buffer.getvalue())
 
 
 class RunTimedOut(BaseException):

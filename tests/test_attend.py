@@ -133,6 +133,7 @@ def test_the_demo_equals_transformers():
 SUPPORTED = [family for family in FAMILIES if family_table.family(family.model_type).attend_supported]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", SUPPORTED, ids=lambda family: family.slug)
 def test_every_supported_family_equals_transformers(family, tmp_path):
     folder = str(family.make(tmp_path / family.slug))

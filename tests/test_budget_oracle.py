@@ -10,6 +10,8 @@ from support import budget_measure as measure
 from t5peek.api import Model
 from t5peek.loading import DEMO_FOLDER
 
+pytestmark = pytest.mark.slow  # budget against measured memory, FLOPs and a real optimizer step
+
 SHAPES = [(1, 7, 5, 1), (2, 16, 9, 3), (3, 11, 4, 2)]  # batch, source, target, beams
 MODELS = ["t5", "flan-t5", "bart", "marian", "demo"]
 

@@ -20,6 +20,8 @@ from helpers import assert_clean_error, json_output, run_cli, t5peek_script
 from t5peek import hub, loading
 from t5peek.errors import T5PeekError, UsageError
 
+pytestmark = pytest.mark.slow  # interrupted, stalled and killed downloads against a loopback Hub
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 PROMPT = "translate English to German : the house is small"
 REPO = "acme/tiny-t5"

@@ -1,5 +1,6 @@
-"""Output on terminals that are not UTF-8 (a Windows console, a redirect, LANG=C), T5PEEK_ASCII and NO_COLOR, run
-as users run it: the installed `t5peek` in a fresh process, its bytes read as they were written."""
+"""Output on terminals that are not UTF-8 (a Windows console, a redirect, LANG=C), T5PEEK_ASCII and NO_COLOR, its
+bytes read as they were written: in-process on streams of the encoding asked for, and the installed `t5peek` in a
+fresh process for a pipe and a real terminal."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from helpers import SUPPORT, t5peek_script
+from helpers import SUPPORT, run_t5peek, t5peek_script
 from t5peek.output import fallback_text
 
 PROMPT = "translate English to Spanish: the red house is small"
@@ -22,9 +23,6 @@ RUNS = {
 }
 GLYPHS = {"arch": ("`-- ", "x T5Block"), "trace": (" -> ",), "generate": ("<- beam", "|")}
 
-pytestmark = pytest.mark.installed  # the console script in a fresh process: what in-process would hide
-
-
 def _env(extra: dict) -> dict:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith("PYTEST_") and key not in ("T5PEEK_ASCII", "NO_COLOR", "FORCE_COLOR")}
@@ -33,9 +31,23 @@ def _env(extra: dict) -> dict:
     return {**env, **extra}
 
 
-def run_bytes(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The installed script with stdout and stderr as bytes (a cp1252 stream is not UTF-8 text)."""
-    return subprocess.run([t5peek_script(), *args], capture_output=True, env=_env(env or {}), timeout=300)
+def run_bytes(*args: str, env: dict | None = None, fresh: bool = False) -> subprocess.CompletedProcess:
+    """t5peek with stdout and stderr as bytes (a cp1252 stream is not UTF-8 text): in this process with streams
+    in the encoding PYTHONIOENCODING names, or (`fresh`) the installed script in a new process."""
+    if fresh:
+        return subprocess.run([t5peek_script(), *args], capture_output=True, env=_env(env or {}), timeout=300)
+    unset = {key: None for key in ("T5PEEK_ASCII", "NO_COLOR", "FORCE_COLOR")}
+    run = run_t5peek(*args, env={**unset, **(env or {})})
+    return subprocess.CompletedProcess(args, run.exit_code, run.stdout_bytes, run.stderr_bytes)
+
+
+@pytest.mark.installed
+def test_the_installed_script_falls_back_on_a_cp1252_pipe():
+    result = run_bytes(*RUNS["arch"], env={"PYTHONIOENCODING": "cp1252"}, fresh=True)
+    assert result.returncode == 0, result.stderr.decode("cp1252")
+    stdout = result.stdout.decode("cp1252")
+    assert all(glyph in stdout for glyph in GLYPHS["arch"]), stdout
+    assert result.stdout == run_bytes(*RUNS["arch"], env={"PYTHONIOENCODING": "cp1252"}).stdout
 
 
 @pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
@@ -111,6 +123,7 @@ def _on_a_terminal(*args: str, env: dict) -> bytes:
     return output
 
 
+@pytest.mark.installed
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
 @pytest.mark.parametrize("args", [("arch", "demo", "--depth", "1"), ("arch", "--depth", "-1")])
 def test_no_color_writes_no_escape_codes(args):

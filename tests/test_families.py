@@ -19,6 +19,8 @@ import pytest
 from families import COMMANDS, D_MODEL, FAMILIES, PROMPT, Family
 from helpers import assert_clean_error, json_output, run_cli
 
+pytestmark = pytest.mark.slow  # every family built and run against transformers
+
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [family.slug for family in FAMILIES]
 

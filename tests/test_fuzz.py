@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 
 from helpers import run_cli
 
+pytestmark = pytest.mark.slow  # hypothesis examples through the CLI
+
 ALLOWED_CODES = {0, 1, 2, 3, 130}
 FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
                 derandomize=True)

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from helpers import run_t5peek
 
+pytestmark = pytest.mark.slow  # hypothesis over hostile files
+
 ALLOWED_CODES = {0, 1, 2, 3}
 FILES = settings(max_examples=12, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

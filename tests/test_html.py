@@ -95,6 +95,7 @@ def test_nan_weights_are_marked_not_a_number(runs):
     assert math.isnan(_unpacked(data, "cross")[0])
 
 
+@pytest.mark.slow
 def test_report_at_256_source_by_64_new_tokens_stays_under_2_mb(tmp_path):
     """Every layer and head of cross, encoder and decoder self-attention of a flan-t5-small-shaped run (8 layers,
     6 heads; attention maps do not depend on d_model, so a narrow model keeps the test quick)."""
@@ -200,6 +201,7 @@ needs_browser = pytest.mark.skipif(_chromium() is None, reason="headless Chromiu
                                    "(apt-get install chromium); the browser test needs a real browser")
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 @needs_browser
 @pytest.mark.parametrize("name", ["t5", "bart-beam"])

@@ -17,6 +17,8 @@ from support.loophub import closed_port
 
 from sparse_checkpoint import FLAN_T5_BASE, FLAN_T5_XXL, write_sparse_checkpoint  # noqa: E402
 
+pytestmark = pytest.mark.slow  # the Hub path through a loopback server, hangs and timeouts included
+
 FLAN_T5_BASE_PARAMS = 247_577_856
 FLAN_T5_XXL_PARAMS = 11_135_332_352
 PINNED = "0123456789abcdef0123456789abcdef01234567"

@@ -219,6 +219,7 @@ SUPPORTED_FAMILIES = [f for f in families.FAMILIES if f.model_type in lens_famil
 REFUSED_FAMILIES = [f for f in families.FAMILIES if f not in SUPPORTED_FAMILIES]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", SUPPORTED_FAMILIES, ids=lambda f: f.slug)
 def test_every_supported_family_matches_transformers(family, tmp_path):
     from t5peek.api import Model

@@ -93,6 +93,7 @@ def test_rescoring_estimate_bounds_a_measured_forward(models, family, source, st
     assert measured <= estimated <= 2 * measured
 
 
+@pytest.mark.slow
 def test_occlusion_forwards_stay_within_their_budget(models, monkeypatch):
     """With a 2 MiB budget a 121-token source is re-scored in several forwards, none allocating more than the
     budget, and the drop matrix is the one of a single batch."""

@@ -112,6 +112,7 @@ def test_arch_subtotals_add_up_tied_or_not(request, fixture):
         assert lm_head["tied_params"] == 0  # flan-t5 style: the head has its own values
 
 
+@pytest.mark.slow
 def test_arch_subtotals_add_up_in_every_family(tmp_path):
     from t5peek import Model
     from t5peek.jsonable import to_jsonable
@@ -136,6 +137,7 @@ def test_info_counts_marian_as_params_does(tmp_path):
     assert "needs the checkpoint headers" not in run.stdout
 
 
+@pytest.mark.slow
 def test_info_total_is_params_total_in_every_family(tmp_path):
     from t5peek import Model
 

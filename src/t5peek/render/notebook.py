@@ -9,32 +9,10 @@ from __future__ import annotations
 import io
 from typing import Callable
 
-
-from t5peek.arch import ArchReport
-from t5peek.attend.records import AttendReport
-from t5peek.budget.records import BudgetReport
-from t5peek.generate import DecodeRun
-from t5peek.info import ModelInfo
-from t5peek.lens.records import LensRun
-from t5peek.params import ParamReport
-from t5peek.render.arch import render_arch
-from t5peek.render.attend import render_attend
-from t5peek.render.budget import render_budget
 from t5peek.render.format import SafeConsole
-from t5peek.render.info import render_info
-from t5peek.render.lens import render_lens
-from t5peek.render.params import render_params
-from t5peek.render.steps import render_run
-from t5peek.render.trace import render_trace
-from t5peek.trace import TraceReport
+from t5peek.render.registry import RENDERERS
 
 WIDTH = 110
-
-
-def _renderers() -> dict[type, Callable]:
-    return {ModelInfo: render_info, ArchReport: render_arch, ParamReport: render_params, TraceReport: render_trace,
-            DecodeRun: render_run, AttendReport: render_attend, BudgetReport: render_budget,
-            LensRun: render_lens}
 
 
 def as_text(record, render: Callable) -> str:
@@ -55,7 +33,7 @@ def as_html(record, render: Callable) -> str:
 def register(ipython) -> None:
     """Make every t5peek record display as the CLI draws it, in this IPython session."""
     formatters = ipython.display_formatter.formatters
-    for record_type, render in _renderers().items():
+    for record_type, render in RENDERERS.items():
         formatters["text/html"].for_type(record_type, lambda record, render=render: as_html(record, render))
         formatters["text/plain"].for_type(
             record_type, lambda record, printer, cycle, render=render: printer.text(as_text(record, render)))
