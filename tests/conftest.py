@@ -169,3 +169,15 @@ def hub_cache(isolated_hf_home):
         return build_hub_cache(isolated_hf_home, repo_id, source, commit)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def models(tiny_t5, tiny_bart):
+    """The tiny T5 and BART with eager attention (so attention weights exist), and their tokenizers."""
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    def load(folder):
+        model = AutoModelForSeq2SeqLM.from_pretrained(str(folder), attn_implementation="eager").eval()
+        return model, AutoTokenizer.from_pretrained(str(folder))
+
+    return {"t5": load(tiny_t5), "bart": load(tiny_bart)}

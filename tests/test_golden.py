@@ -1,8 +1,10 @@
 """Golden files: the human output of every command on the bundled demo model, byte for byte (issue #13).
 
-Each case runs the installed `t5peek` in a fresh process with NO_COLOR=1 and COLUMNS=80 or 120, once with Unicode
-glyphs (T5PEEK_ASCII=0, PYTHONIOENCODING=utf-8) and once with T5PEEK_ASCII=1, and compares stdout with
-tests/golden/<case>.<width>.<unicode|ascii>.txt. Run `pytest tests/test_golden.py --update-goldens` to (re)write the
+Each case runs `t5peek` (the script's own `main()`, in-process) with NO_COLOR=1 and COLUMNS=80 or 120, once with
+Unicode glyphs (T5PEEK_ASCII=0, PYTHONIOENCODING=utf-8) and once with T5PEEK_ASCII=1, and compares stdout with
+tests/golden/<case>.<width>.<unicode|ascii>.txt. The model runs once per case: the records `t5peek.Model` returns
+are kept and drawn again at the other three settings (generate's streamed plan and steps replayed), so the four
+files show one computation. Run `pytest tests/test_golden.py --update-goldens` to (re)write the
 files after an intended change of the output.
 
 Before the comparison (and before writing a golden file) what varies between runs is masked; nothing else is:
@@ -124,10 +126,38 @@ def masked(case: str, text: str) -> str:
     return text
 
 
+_RECORDS: dict = {}  # (method, model, arguments) -> the record, kept across the four settings of a case
+
+
+@pytest.fixture
+def computed_once(monkeypatch):
+    """t5peek.Model's methods answer from _RECORDS after the first call with the same arguments."""
+    from t5peek import api
+
+    def keep(name: str):
+        real = getattr(api.Model, name)
+
+        def kept(self, *args, on_start=None, on_step=None, **kwargs):
+            key = (name, self.name, repr(args), repr(sorted(kwargs.items())))
+            if key not in _RECORDS:
+                _RECORDS[key] = real(self, *args, **kwargs)
+            record = _RECORDS[key]
+            if on_start is not None:  # a DecodeRun is its own plan, and keeps every step
+                on_start(record)
+            for step in (record.beam_steps or record.steps) if on_step is not None else ():
+                on_step(step)
+            return record
+
+        monkeypatch.setattr(api.Model, name, kept)
+
+    for name in ("info", "arch", "params", "budget", "run"):
+        keep(name)
+
+
 @pytest.mark.parametrize("glyphs", ["unicode", "ascii"])
 @pytest.mark.parametrize("width", [80, 120])
 @pytest.mark.parametrize("case", list(CASES))
-def test_golden(case, width, glyphs, request):
+def test_golden(case, width, glyphs, request, computed_once):
     env = {"COLUMNS": str(width), "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8",
            "T5PEEK_ASCII": "1" if glyphs == "ascii" else "0"}
     run = run_t5peek(*CASES[case], env=env)

@@ -16,18 +16,6 @@ from t5peek.generate import occlusion  # noqa: E402
 LONG = " ".join(["the red house is small"] * 24)  # 120 words: one token each, and </s>
 
 
-def _load(folder):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(folder), attn_implementation="eager").eval()
-    return model, AutoTokenizer.from_pretrained(str(folder))
-
-
-@pytest.fixture(scope="module")
-def models(tiny_t5, tiny_bart):
-    return {"t5": _load(tiny_t5), "bart": _load(tiny_bart)}
-
-
 def _peak_bytes(run) -> int:
     """The most bytes torch's CPU allocator held at once, beyond what it held before, while `run()` ran: each
     allocation at the start of the operator that made it, each free where the profiler saw it."""

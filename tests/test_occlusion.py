@@ -16,18 +16,6 @@ PROMPT = "translate English to German : the red house is small"
 DEMO_PROMPT = "translate English to Spanish: the red house is small"
 
 
-def _load(folder):
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(folder), attn_implementation="eager").eval()
-    return model, AutoTokenizer.from_pretrained(str(folder))
-
-
-@pytest.fixture(scope="module")
-def models(tiny_t5, tiny_bart):
-    return {"t5": _load(tiny_t5), "bart": _load(tiny_bart)}
-
-
 def _occluded_run(model, tokenizer, requested):
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
     run = decode(model, tokenizer, ids, DecodeSettings(requested=requested))

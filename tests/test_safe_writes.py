@@ -95,15 +95,20 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
 # ----------------------------------------------------------------------------- nodes: written in place
 
 
+def read_while_writing(fifo, path) -> list[bytes]:
+    """What a reader of `fifo` receives while t5peek writes to `path` (the FIFO, or a link to it)."""
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write(path)
+    reader.join(10)
+    return received
+
+
 def test_a_fifo_is_written_directly_and_stays_a_fifo(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    received = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    write(fifo)
-    reader.join(10)
-    assert received == [PAGE]
+    assert read_while_writing(fifo, fifo) == [PAGE]
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert leftovers(tmp_path) == []
 
@@ -153,12 +158,8 @@ def test_a_symlink_to_a_fifo_writes_the_fifo(tmp_path):
     os.mkfifo(fifo)
     link = tmp_path / "stdout"
     link.symlink_to(fifo)
-    received = []
-    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
-    reader.start()
-    write(link)
-    reader.join(10)
-    assert received == [PAGE] and link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert read_while_writing(fifo, link) == [PAGE]
+    assert link.is_symlink() and stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
 # ----------------------------------------------------------------------------- refused before anything runs

@@ -8,6 +8,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 # The two layouts every view follows. T5-style: RMS norms, no biases, q·k unscaled, a relative position bias,
 # modules named SelfAttention/EncDecAttention/DenseReluDense. BART-style: LayerNorm, biases, q·k scaled by
@@ -47,6 +48,9 @@ class Family:
     experts_per_token: int = 1  # mixture of experts: how many experts transformers' router sends a token to
     budget_measured: bool = False  # every budget row checked against measurement (tests/test_budget_oracle.py)
     refused: dict[str, str] = field(default_factory=dict)  # command → why it does not support this family
+    # config.json fields a view reads, with the value transformers' config class gives them when the file leaves
+    # them out (checked against the classes in tests/test_family_defaults.py)
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def header_counted(self) -> bool:
@@ -57,40 +61,50 @@ class Family:
         return self.style in (T5_STYLE, BART_STYLE) and self.attend_refused is None
 
 
-def _t5(model_type: str, rescale: str, **facts) -> Family:
-    return Family(model_type, T5_STYLE, RELATIVE, embedding_base="", lens_norm=PRE_NORM, rescale=rescale, **facts)
+_T5_DEFAULTS = {"dropout_rate": 0.1, "d_kv": 64, "feed_forward_proj": "relu"}
+_GATED_GELU = {"feed_forward_proj": "gated-gelu"}
+_BART_DEFAULTS = {"dropout": 0.1, "attention_dropout": 0.0, "activation_dropout": 0.0, "activation_function": "gelu"}
 
 
-def _bart(model_type: str, positions: str, **facts) -> Family:
-    return Family(model_type, BART_STYLE, positions, **facts)
+def _t5(model_type: str, rescale: str, defaults: dict | None = None, **facts) -> Family:
+    return Family(model_type, T5_STYLE, RELATIVE, embedding_base="", lens_norm=PRE_NORM, rescale=rescale,
+                  defaults={**_T5_DEFAULTS, **(defaults or {})}, **facts)
+
+
+def _bart(model_type: str, positions: str, defaults: dict | None = None, **facts) -> Family:
+    return Family(model_type, BART_STYLE, positions, defaults={**_BART_DEFAULTS, **(defaults or {})}, **facts)
 
 
 _ROWS = (
     _t5("t5", SCALE_DECODER_OUTPUTS, budget_measured=True),
-    _t5("mt5", NEVER),
-    _t5("umt5", WHEN_TIED, relative_bias_every_block=True),
+    _t5("mt5", NEVER, _GATED_GELU),
+    _t5("umt5", WHEN_TIED, _GATED_GELU, relative_bias_every_block=True),
     _t5("longt5", SCALE_DECODER_OUTPUTS, sparse_encoder=True,
         attend_refused="its encoder attends within local windows (and transient global blocks), not to every token"),
-    _t5("switch_transformers", WHEN_TIED, experts_per_token=1),
+    Family("switch_transformers", T5_STYLE, RELATIVE, embedding_base="", lens_norm=PRE_NORM, rescale=WHEN_TIED,
+           experts_per_token=1, defaults={"dropout_rate": 0.1, "d_kv": 64, "dense_act_fn": "relu"}),
     _bart("bart", LEARNED, embedding_base="model", lens_norm=POST_NORM, budget_measured=True),
     _bart("mbart", LEARNED, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
     _bart("marian", SINUSOIDAL, lens_norm=POST_NORM, budget_measured=True),
     _bart("pegasus", SINUSOIDAL, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
-    _bart("m2m_100", SINUSOIDAL, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
+    _bart("m2m_100", SINUSOIDAL, {"attention_dropout": 0.1, "activation_function": "relu"}, embedding_base="model",
+          lens_norm=PRE_NORM, final_norm="layer_norm"),
     _bart("blenderbot", LEARNED, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
     _bart("blenderbot-small", LEARNED, lens_norm=POST_NORM),
     _bart("led", LEARNED, embedding_base="led", lens_norm=POST_NORM, sparse_encoder=True,
           attend_refused="its encoder attends within a sliding window (Longformer attention), not to every token"),
-    _bart("plbart", LEARNED, embedding_base="model", lens_norm=POST_NORM),
+    _bart("plbart", LEARNED, {"attention_dropout": 0.1}, embedding_base="model", lens_norm=POST_NORM),
     _bart("mvp", LEARNED, lens_norm=POST_NORM, attend_refused="its attention can prepend learned prompt keys and "
                                                                "values"),
     _bart("pegasus_x", SINUSOIDAL, lens_norm=PRE_NORM, final_norm="layer_norm", sparse_encoder=True,
           attend_refused="its encoder attends within blocks plus global tokens, not to every token"),
-    _bart("bigbird_pegasus", LEARNED, lens_norm=PRE_NORM, final_norm="layernorm_embedding", sparse_encoder=True,
+    _bart("bigbird_pegasus", LEARNED, {"activation_function": "gelu_new"}, lens_norm=PRE_NORM,
+          final_norm="layernorm_embedding", sparse_encoder=True,
           attend_refused="its encoder's block-sparse attention is not one softmax over every token"),
-    _bart("nllb-moe", SINUSOIDAL, experts_per_token=2),
-    Family("fsmt", OTHER_STYLE, SINUSOIDAL),
+    _bart("nllb-moe", SINUSOIDAL, {"attention_dropout": 0.1, "activation_function": "relu"}, experts_per_token=2),
+    Family("fsmt", OTHER_STYLE, SINUSOIDAL, defaults={**_BART_DEFAULTS, "activation_function": "relu"}),
     Family("prophetnet", OTHER_STYLE, LEARNED,
+           defaults={**_BART_DEFAULTS, "attention_dropout": 0.1, "activation_dropout": 0.1},
            attend_refused="its decoder predicts n future tokens in parallel streams",
            refused={"trace": _PARALLEL_STREAMS.format("the step-by-step trace"),
                     "generate": _PARALLEL_STREAMS.format("step-by-step decoding")}),
@@ -122,6 +136,26 @@ def position_kind(model_type: str | None) -> str | None:
     """relative, learned or sinusoidal; None for a model type t5peek does not know."""
     found = family(model_type)
     return found.positions if found else None
+
+
+def config_field(raw: dict, key: str):
+    """`key` of config.json, or the value transformers gives it when the file leaves it out (None: no default)."""
+    value = raw.get(key)
+    if value is not None:
+        return value
+    found = family(raw.get("model_type"))
+    return found.defaults.get(key) if found else None
+
+
+def t5_feed_forward(raw: dict) -> tuple[bool, str]:
+    """(gated, activation) of a T5-style feed-forward, by transformers' rule: T5Config derives both from
+    feed_forward_proj ("gated-gelu" means gelu_new), whatever dense_act_fn config.json holds; Switch Transformers
+    names its dense_act_fn and has no gate."""
+    projection = config_field(raw, "feed_forward_proj")
+    if projection is None:
+        return False, str(config_field(raw, "dense_act_fn"))
+    parts = str(projection).split("-")
+    return parts[0] == "gated", "gelu_new" if projection == "gated-gelu" else parts[-1]
 
 
 def header_counted(model_type: str | None) -> bool:

@@ -73,15 +73,17 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
     d_model = int(anatomy.config_value(encoder, "d_model"))
     heads = int(anatomy.config_value(encoder, "heads"))
     decoder_heads = int(anatomy.config_value(decoder, "decoder_heads") or heads)
-    d_kv = int(raw.get("d_kv") or d_model // heads) if style == T5_STYLE else d_model // heads
+    d_kv = int(families.config_field(raw, "d_kv") or d_model // heads) if style == T5_STYLE else d_model // heads
     encoder_ffn = int(anatomy.config_value(encoder, "d_ff"))
     decoder_ffn = int(decoder.get("decoder_ffn_dim") or anatomy.config_value(decoder, "d_ff"))
     layers = {stack: len({t.layer for t in tensors if t.stack == stack and t.layer is not None})
               for stack in ("encoder", "decoder")}
-    activation = str(anatomy.config_value(decoder, "activation") or "relu")
-    gated = style == T5_STYLE and activation.startswith("gated")
     if style == T5_STYLE:
-        activation = str(raw.get("dense_act_fn") or ("gelu_new" if gated else activation))
+        gated, activation = families.t5_feed_forward(raw)
+    else:
+        gated = False
+        activation = str(families.config_field({**decoder, "model_type": model_type}, "activation_function")
+                         or anatomy.config_value(decoder, "activation") or "gelu")
     head = next((t for t in tensors if t.role == anatomy.LM_HEAD and t.name.endswith("weight")), None) or \
         next((t for t in tensors if "lm_head.weight" in t.tied_names), None)
     vocab = head.shape[0] if head else int(anatomy.config_value(decoder, "vocab_size"))
@@ -94,7 +96,8 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
     # frozen, but a model from from_pretrained has them requiring gradients, and they get one (measured in
     # tests/test_budget_oracle.py with a real optimizer step).
     trained = tensors
-    dropout = raw.get("dropout_rate", raw.get("dropout", 0.0))
+    field = families.config_field
+    dropout = field(raw, "dropout_rate") if style == T5_STYLE else field(raw, "dropout")
     return ModelShape(
         model_type=model_type, style=style, encoder_layers=layers["encoder"] or int(
             anatomy.config_value(encoder, "encoder_layers")),
@@ -104,10 +107,8 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
         rescale_output=style == T5_STYLE and bool(raw.get("scale_decoder_outputs", tied_head)),
         relative_bias_everywhere=bool(row and row.relative_bias_every_block),
         dropout=float(dropout or 0.0),
-        attention_dropout=float((raw.get("dropout_rate") if style == T5_STYLE else raw.get("attention_dropout"))
-                                or 0.0),
-        activation_dropout=float((raw.get("dropout_rate") if style == T5_STYLE else raw.get("activation_dropout"))
-                                 or 0.0),
+        attention_dropout=float((dropout if style == T5_STYLE else field(raw, "attention_dropout")) or 0.0),
+        activation_dropout=float((dropout if style == T5_STYLE else field(raw, "activation_dropout")) or 0.0),
         outer_norms=outer,
         parameters=sum(t.numel for t in tensors), trainable=sum(t.numel for t in trained),
         tensors=len(trained), factored_elements=sum(_factored(t.shape) for t in trained),
