@@ -258,3 +258,12 @@ def test_hub_model_from_the_cache_offline(hub_cache, tiny_t5_untied):
     record = json_output(run_cli("generate", PROMPT, "-m", "acme/tiny-flan", "--offline", "-n", "3", "--json"))
     assert record["model"] == "acme/tiny-flan"
     assert record["output_ids"] == _generate_ids(tiny_t5_untied, max_new_tokens=3)
+
+
+def test_help_says_task_settings_apply_only_with_task_params():
+    """The help and the behaviour agree: a task prefix alone changes nothing (checked above); the help says the
+    task's settings come only with --task-params."""
+    help_text = " ".join(run_cli("generate", "--help").stdout.split())
+    sentence = help_text[help_text.index("Settings come from"):].split(". ")[0]
+    assert "only with --task-params" in sentence, sentence
+    assert "task_specific_params" in sentence
