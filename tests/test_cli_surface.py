@@ -226,3 +226,13 @@ def test_completion_imports_no_torch():
     completions, loaded = result.stdout.strip().rsplit("\n", 1)
     assert "--steps" in completions.split()
     assert loaded == "[]"
+
+
+@pytest.mark.parametrize("command", ["trace", "generate", "lens", "attend"])
+@pytest.mark.parametrize("model", ["demo", "google/flan-t5-base"])
+def test_a_model_where_prompt_goes_is_named_as_the_slip(command, model):
+    """`t5peek generate demo "…"`: the prompt is quoted; what is missing is -m (issue #24)."""
+    run = run_t5peek(command, model, "translate English to German: the house")
+    assert_known_outcome(run, 2, f"'{model}' names a model", "after -m")
+    assert f't5peek {command} -m {model} "translate English to German: the house"' in run.stderr
+    assert "Quote PROMPT" not in run.stderr

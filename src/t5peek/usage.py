@@ -112,6 +112,9 @@ def describe_usage_error(exc, args: list[str], command: str | None, commands) ->
     text = exc.format_message()
     extra = re.match(r"Got unexpected extra argument\S* \((.*)\)", text)
     if extra:
+        slip = _model_slip(command, args)
+        if slip:
+            return slip
         return f"{where} got more arguments than it takes: {extra.group(1)}.", _extra_hint(command, hint)
     if text.startswith("No such command"):
         return _no_such_command(args, commands), "See `t5peek --help`."
@@ -133,6 +136,29 @@ def _missing_hint(param, where: str, hint: str) -> str:
     if _name(param) == "PROMPT":
         return f'For example: {where} -m demo "translate English to German: the house is small". {hint}'
     return hint
+
+
+_TAKES_PROMPT = ("trace", "generate", "lens", "attend")
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+
+
+def _model_slip(command: str | None, args: list[str]) -> tuple[str, str] | None:
+    """`t5peek generate demo "the house"`: the model given where PROMPT goes, without -m."""
+    from pathlib import Path
+
+    from t5peek.loading import DEMO_NAME
+
+    if command not in _TAKES_PROMPT or command not in args:
+        return None
+    given = args[args.index(command) + 1:]
+    if len(given) < 2 or given[0].startswith("-"):
+        return None
+    first = given[0]
+    if first != DEMO_NAME and not _HUB_ID.fullmatch(first) and not Path(first).expanduser().is_dir():
+        return None
+    prompt = next((arg for arg in given[1:] if not arg.startswith("-")), "the house is small")
+    return (f"'{first}' names a model, but t5peek {command} takes PROMPT first and the model after -m.",
+            f't5peek {command} -m {first} "{prompt}"')
 
 
 def _extra_hint(command: str | None, hint: str) -> str:

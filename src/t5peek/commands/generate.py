@@ -25,7 +25,8 @@ attention is not explanation, measured. Both follow the T5 and BART families.
 The tokens and scores are the ones model.generate() produces with the same settings. Settings come from
 the model's generation_config, then (only with --task-params, as model.generate() applies none of them)
 from the task_specific_params of the task whose prefix PROMPT starts with (e.g. 'translate English to
-German: '), then from the options below; the header says which came from where. Steps print as they are computed; Ctrl-C keeps them.
+German: '), then from the options below; the header says which came from where. Steps print as they
+are computed; Ctrl-C keeps them.
 
 Examples:
 
