@@ -101,3 +101,25 @@ def test_flan_t5_base_shape_without_weights(tmp_path):
     assert "(1-11): 11 × T5Block" in human.stdout
     assert "Linear(768 → 2048, no bias)" in human.stdout
     assert all(len(line) <= 100 for line in human.stdout.splitlines())
+
+
+def test_no_shapes_leaves_out_every_shape():
+    """`--no-shapes` printed exactly what `arch` prints: the sizes come from the module summaries too."""
+    from helpers import run_cli
+
+    with_shapes = run_cli("arch", "demo", "--depth", "6").stdout
+    without = run_cli("arch", "demo", "--depth", "6", "--no-shapes").stdout
+    assert "Embedding(719, 128)" in with_shapes and "Linear(128 → 128, no bias)" in with_shapes
+    assert without != with_shapes
+    assert "Embedding(719, 128)" not in without and "128 →" not in without
+    assert "(shared): Embedding  92K" in without and "(q): Linear  16.4K" in without
+
+
+def test_bart_cross_attention_is_named_in_the_tree(tiny_bart):
+    """BART names its cross-attention `encoder_attn: BartAttention`; the tree says what it is (T5's names do)."""
+    from helpers import run_cli
+
+    lines = run_cli("arch", tiny_bart, "--depth", "5").stdout.splitlines()
+    cross = [line for line in lines if "(encoder_attn):" in line]
+    assert cross and all("cross-attention" in line for line in cross)
+    assert not any("cross-attention" in line for line in lines if "(self_attn):" in line)

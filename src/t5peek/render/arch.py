@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.text import Text
 from rich.tree import Tree
 
+from t5peek import anatomy
 from t5peek.arch import ArchReport, ModuleNode
 from t5peek.render.format import human_count
 
@@ -40,7 +41,10 @@ def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:
         text.append(f"({node.name}): ", style="bold")
         if node.repeat > 1:
             text.append(f"{node.repeat} × ", style="bold")
-        text.append(node.summary or node.cls, style=ROLE_STYLES.get(node.role, ""))
+        # a summary is the module's own repr with its sizes (`Embedding(719, 128)`): one more shape
+        text.append((node.summary if show_shapes else None) or node.cls, style=ROLE_STYLES.get(node.role, ""))
+        if node.role == anatomy.CROSS_ATTENTION and not _says_cross(node):
+            text.append("  cross-attention", style=ROLE_STYLES.get(node.role, ""))
     if node.params:
         count = f"{human_count(node.params)}" + (f" each, {human_count(node.total_params)} in all"
                                                  if node.repeat > 1 else "")
@@ -54,6 +58,13 @@ def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:
     if node.differs:
         text.append(f"\n  ↳ {node.differs}", style="yellow")
     return text
+
+
+def _says_cross(node: ModuleNode) -> bool:
+    """Whether the module's own names say it is cross-attention (T5's EncDecAttention), unlike BART's
+    `encoder_attn: BartAttention`."""
+    named = f"{node.name} {node.cls}".lower()
+    return "cross" in named or "encdec" in named
 
 
 def _add_ties(text: Text, node: ModuleNode) -> None:
