@@ -271,3 +271,16 @@ def test_a_family_it_cannot_read_is_refused(tmp_path):
     folder = by_name("longt5, local").make(tmp_path / "longt5")
     run = run_t5peek("attend", "-m", folder, PROMPT)
     assert_known_outcome(run, 2, "t5peek attend does not support longt5 models")
+
+
+def test_the_printed_formulas_name_the_encoder_output_and_the_biases(tiny_bart):
+    """Cross-attention's keys and values come from the encoder's final output; BART's projections add biases,
+    which the recomputation adds too, so the formulas say so (issue #24)."""
+    from helpers import run_cli
+
+    text = " ".join(run_cli("attend", "-m", tiny_bart, "the red house is small", "--step", "1").stdout.split())
+    assert "q = W_q x + b_q" in text and "k = W_k h + b_k" in text and "v = W_v h + b_v" in text
+    assert "encoder's final output" in text
+    own = " ".join(run_cli("attend", "-m", tiny_bart, "the red house is small", "--step", "1", "--self").stdout
+                   .split())
+    assert "k = W_k x + b_k" in own and "encoder's final output" not in own

@@ -134,10 +134,21 @@ def _bar(weight: float, width: int) -> str:
     return bar(weight, width) if weight * width * 8 >= 0.5 else ""
 
 
+def _projected(report: AttendReport, name: str) -> str:
+    """`q = W_q x`, `k = W_k h` (T5: no biases), or with `+ b_k` (BART and the others). Keys and values of
+    cross-attention are made from h, the encoder's output; everything else from x, what entered the module."""
+    source = "h" if report.kind is AttentionKind.CROSS and name != "q" else "x"
+    return f"{name} = W_{name} {source}" + ("" if report.scaling == 1.0 else f" + b_{name}")
+
+
 def _key_explanation(report: AttendReport, dot: str) -> str:
-    keys = {AttentionKind.CROSS: "Each source token", AttentionKind.DECODER_SELF: "Each decoder position so far",
-            AttentionKind.ENCODER_SELF: "Each source token"}[report.kind]
-    return f"{keys} offers a key k = W_k x ({report.d_kv} values); {dot} says how well it answers the query."
+    if report.kind is AttentionKind.CROSS:
+        return (f"Each source token offers a key {_projected(report, 'k')} ({report.d_kv} values), where h is the "
+                "encoder's final output at that token: every decoder layer and step reads the same h, so these "
+                f"keys (and the values) are computed once and cached; {dot} says how well a key answers the query.")
+    keys = "Each decoder position so far" if report.kind is AttentionKind.DECODER_SELF else "Each source token"
+    return (f"{keys} offers a key {_projected(report, 'k')} ({report.d_kv} values); {dot} says how well it "
+            "answers the query.")
 
 
 def _score_explanation(report: AttendReport, dot: str) -> str:
@@ -161,7 +172,8 @@ def render_attend(report: AttendReport, console: Console, full: bool = False) ->
     width, dot = _width(console), _dot(console)
     _header(report, console, width)
     t5 = report.scaling == 1.0
-    _stage(console, "Q asks.", f"The query of position {report.query_position}: q = W_q x, where x is the hidden "
+    _stage(console, "Q asks.", f"The query of position {report.query_position}: {_projected(report, 'q')}, where x "
+                               "is the hidden "
                                f"state that entered {report.module.rsplit('.', 1)[-1]}"
                                + (" (after its layer norm)." if t5 else "."), width)
     _vector(console, "q", report.query, width, full)
@@ -174,7 +186,8 @@ def render_attend(report: AttendReport, console: Console, full: bool = False) ->
     _print(console, _table(report, width, dot))
     if full:
         _keys_and_values(report, console, width)
-    _stage(console, "V is what gets passed on.", f"Each key's position also offers a value v = W_v x; the head's "
+    _stage(console, "V is what gets passed on.", f"Each key's position also offers a value "
+                                                 f"{_projected(report, 'v')}; the head's "
                                                  f"output is the sum of weight × v ({report.d_kv} values).", width)
     _vector(console, "head output", report.head_output, width, full)
     start, stop = report.output_columns
