@@ -278,9 +278,9 @@ def test_the_printed_formulas_name_the_encoder_output_and_the_biases(tiny_bart):
     which the recomputation adds too, so the formulas say so (issue #24)."""
     from helpers import run_cli
 
-    text = " ".join(run_cli("attend", "-m", tiny_bart, "the red house is small", "--step", "1").stdout.split())
+    text = " ".join(run_cli("attend", "-m", tiny_bart, "the red house is small", "--step", "0").stdout.split())
     assert "q = W_q x + b_q" in text and "k = W_k h + b_k" in text and "v = W_v h + b_v" in text
     assert "encoder's final output" in text
-    own = " ".join(run_cli("attend", "-m", tiny_bart, "the red house is small", "--step", "1", "--self").stdout
+    own = " ".join(run_cli("attend", "-m", tiny_bart, "the red house is small", "--step", "0", "--self").stdout
                    .split())
     assert "k = W_k x + b_k" in own and "encoder's final output" not in own
