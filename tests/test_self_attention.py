@@ -141,3 +141,13 @@ def test_local_encoder_attention_is_refused_for_self_and_left_out_of_the_report(
     result = run_cli("generate", "-m", str(folder), PROMPT, "--html", str(tmp_path / "r.html"), "-n", "2")
     assert result.exit_code == 0, result.stderr
     assert '"encoder": null' in (tmp_path / "r.html").read_text()
+
+
+def test_the_legend_gives_the_thresholds_the_cells_use():
+    """A cell takes shade i from (i - 0.5) / 4 of the strongest weight: 62.5 %, not the 62 % the legend said."""
+    from t5peek.render.heatmap import SHADES, legend, shade_lines
+
+    text = " ".join(str(piece) for piece in legend(1.0, 4, 200))
+    assert "<12.5%" in text and "≥37.5%" in text and "≥62.5%" in text and "≥87.5%" in text
+    below, at = (str(shade_lines([[w, 1.0]], ["x"], ["a", "b"], 200)[-2]) for w in (0.624, 0.625))
+    assert below.split("│")[1][:2] == SHADES[2] * 2 and at.split("│")[1][:2] == SHADES[3] * 2

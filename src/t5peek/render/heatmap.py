@@ -72,8 +72,9 @@ def legend(strongest: float | None, label_width: int, width: int, with_nan: bool
     """What the shades mean (`strongest` None: no weight is a number, so only `?` is explained)."""
     pieces = [Text(" " * label_width)]
     if strongest is not None:
-        steps = [f"{SHADES[i]} ≥{(i - 0.5) / (len(SHADES) - 1):.0%}" if i else f"{SHADES[0]} <12%"
-                 for i in range(len(SHADES))]
+        # shade i from (i - 0.5) / 4 of the strongest up: 12.5%, 37.5%, ... exactly, as the cells round
+        bounds = [f"{100 * (i - 0.5) / (len(SHADES) - 1):g}%" for i in range(1, len(SHADES))]
+        steps = [f"{SHADES[0]} <{bounds[0]}"] + [f"{SHADES[i]} ≥{bounds[i - 1]}" for i in range(1, len(SHADES))]
         pieces = [Text(" " * (label_width + 2) + steps[0], style="dim")] + [Text("  " + s, style="dim")
                                                                              for s in steps[1:]]
         pieces += _words(f"of the strongest weight ({strongest:.2f})")
