@@ -267,3 +267,17 @@ def test_help_says_task_settings_apply_only_with_task_params():
     sentence = help_text[help_text.index("Settings come from"):].split(". ")[0]
     assert "only with --task-params" in sentence, sentence
     assert "task_specific_params" in sentence
+
+
+@pytest.mark.parametrize("extra", [{"num_beams": 3}, {"do_sample": True}])
+def test_a_model_asking_for_two_sequences_is_followed_for_one(copy_model, tiny_t5, extra):
+    """generation_config.json with num_return_sequences 2 made generate unusable (exit 2, nothing to override it
+    with). t5peek follows one sequence, says so, and gives what generate(num_return_sequences=1) gives."""
+    folder = copy_model(tiny_t5)
+    settings = json.loads((folder / "generation_config.json").read_text())
+    settings.update(num_return_sequences=2, **extra)
+    (folder / "generation_config.json").write_text(json.dumps(settings))
+    record = json_output(run_cli("generate", PROMPT, "-m", folder, "-n", "4", "--seed", "5", "--json"))
+    assert any("2 returned sequences" in note and "follows one" in note for note in record["notes"])
+    expected = _generate_ids(folder, seed=5, max_new_tokens=4, num_return_sequences=1)
+    assert list(record["output_ids"]) == expected

@@ -30,7 +30,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
     if input_ids.shape[1] == 0:
         raise UsageError("The prompt is empty after tokenization.")
     device = input_ids.device
-    config, strategy, has_default_max_length = prepare(model, settings, device)
+    config, strategy, has_default_max_length, notes = prepare(model, settings, device)
     n_layers, n_heads = decoder_shape(model)
     layer = n_layers - 1 if settings.layer is None else settings.layer
     if not 0 <= layer < n_layers:
@@ -74,7 +74,8 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
         source_tokens=plan.source_tokens, layer=layer, decoder_layers=n_layers, heads=n_heads, top_k=top_k,
         steps=tuple(state.steps), output_ids=tuple(output_ids), output_text=vocab.text(output_ids),
         stop_reason=stop, beam_steps=tuple(state.beam_steps), sequence_score=sequence_score,
-        head_attention=state.head_attention(), notes=tuple(state.notes), encoder_self_attention=encoder_map,
+        head_attention=state.head_attention(), notes=tuple(notes) + tuple(state.notes),
+        encoder_self_attention=encoder_map,
         encoder_head_attention=encoder_heads, decoder_head_attention=state.decoder_head_attention(),
     )
 

@@ -105,7 +105,8 @@ def resolve_settings(raw_config: dict, prompt: str, requested: dict[str, Any], *
 
 
 def prepare(model, settings: DecodeSettings, device):
-    """generate()'s own preparation of the settings: the merged generation config, special tokens, lengths."""
+    """generate()'s own preparation of the settings: the merged generation config, special tokens, lengths, and
+    notes on what a model file asked for that a step-by-step run follows differently."""
     kwargs = settings.generate_kwargs
     has_default_max_length = kwargs.get("max_length") is None and model.generation_config.max_length is None
     has_default_min_length = kwargs.get("min_length") is None and model.generation_config.min_length is None
@@ -121,8 +122,14 @@ def prepare(model, settings: DecodeSettings, device):
         raise UsageError(f"These settings ask for {mode.replace('_', ' ')}, which t5peek does not follow step by "
                          "step; it shows greedy search, sampling and beam search (see --num-beams, --sample, "
                          "--greedy).")
+    notes = []
     if (config.num_return_sequences or 1) > 1:
-        raise UsageError("t5peek follows one returned sequence; num_return_sequences must be 1.")
+        origin = _origin(model, settings, "num_return_sequences")
+        if origin is None:
+            raise UsageError("t5peek follows one returned sequence; num_return_sequences must be 1.")
+        notes.append(f"{origin} asks for {config.num_return_sequences} returned sequences; t5peek follows one, "
+                     "the run model.generate(num_return_sequences=1) makes.")
+        config.num_return_sequences = 1
     model._prepare_special_tokens(config, False, device=device, batch_size=1)
     config = model._prepare_generated_length(config, has_default_max_length=has_default_max_length,
                                              has_default_min_length=has_default_min_length,
@@ -130,7 +137,7 @@ def prepare(model, settings: DecodeSettings, device):
     if config.max_length <= 1:
         raise UsageError(f"max_length is {config.max_length}: no room for a single new token.")
     check_beam_tokens(config.num_beams or 1, config.max_length - 1)
-    return config, _SUPPORTED_MODES[mode], has_default_max_length
+    return config, _SUPPORTED_MODES[mode], has_default_max_length, notes
 
 
 # what a run can follow, whatever a model file asks for: (setting, lowest, highest)
