@@ -175,3 +175,9 @@ def test_prompt_longer_than_bart_positions(tiny_bart, monkeypatch):
     assert_clean_error(result, 2, "72 tokens", "at most 64", "max_position_embeddings")
     result = run_cli("trace", "the house", "-m", tiny_bart, "--steps", "65")
     assert_clean_error(result, 2, "--steps 65")
+
+
+def test_the_times_say_they_are_one_cold_pass(tiny_t5):
+    """Block 0 timed at 38 ms beside an identical block 2 at 0.6 ms, with no word why (issue #24)."""
+    data = json_output(run_cli("trace", PROMPT, "-m", tiny_t5, "--json"))
+    assert any("one pass, cold" in note and "block 0" in note for note in data["notes"])

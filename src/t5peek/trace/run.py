@@ -14,6 +14,9 @@ from t5peek.trace.compare import check_family, compare_runs
 DEFAULT_STEPS = 3
 EAGER_NOTE = ("attention was loaded in eager mode (attn_implementation='eager') so that attention weights exist; "
               "sdpa or flash attention compute the same result without them.")
+TIMES_NOTE = ("times are the wall clock of this one pass, cold: the first call of a module includes one-time work "
+              "(allocations, kernel choices), so block 0 and step 0 read slower than the identical ones after them; "
+              "compare shapes, not times, between runs.")
 GREEDY_NOTE = ("greedy = the highest-scoring token at each step, from the raw logits (generate() may also apply "
                "forced or banned tokens from the generation config).")
 
@@ -88,7 +91,7 @@ def run_trace(session: Session, request: TraceRequest):
 
 
 def _notes(loaded, report, stats: bool) -> tuple[str, ...]:
-    notes = [EAGER_NOTE]
+    notes = [EAGER_NOTE, TIMES_NOTE]
     if loaded.device != "cpu" and not stats:
         notes.append(f"times on {loaded.device} are host-side: kernels run asynchronously and the trace does not "
                      "wait for them.")
