@@ -90,7 +90,8 @@ def _picked(model, batch, mask, decoder_input, chosen) -> list[list[float]]:
                        return_dict=True).logits.float()
         log_probs = torch.log_softmax(logits, dim=-1)
     except RuntimeError as exc:  # torch.OutOfMemoryError, or the CPU allocator's "not enough memory"
-        if not (isinstance(exc, torch.OutOfMemoryError) or "not enough memory" in str(exc)):
+        out_of_memory = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)  # the former from torch 2.5
+        if not (isinstance(exc, out_of_memory) or "not enough memory" in str(exc)):
             raise
         raise NotEnoughMemory(f"--occlusion ran out of memory re-scoring {batch.shape[0]} copies of the "
                               f"{batch.shape[1]}-token source at once.",
