@@ -181,3 +181,24 @@ def test_the_times_say_they_are_one_cold_pass(tiny_t5):
     """Block 0 timed at 38 ms beside an identical block 2 at 0.6 ms, with no word why (issue #24)."""
     data = json_output(run_cli("trace", PROMPT, "-m", tiny_t5, "--json"))
     assert any("one pass, cold" in note and "block 0" in note for note in data["notes"])
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100])
+def test_the_prompt_line_never_splits_a_token_from_its_id(width):
+    """At 80 columns the golden file held `… : 3  the` / `626  red 510 …` (issue #24)."""
+    from helpers import run_t5peek
+
+    run = run_t5peek("trace", "-m", "demo", "translate English to Spanish: the red house is small", "-n", "1",
+                     env={"COLUMNS": str(width)})
+    lines = run.stdout.split("\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith("prompt ("))
+    block = []
+    for line in lines[start:]:
+        if block and not line[:1].isalnum() and not line.startswith("<") and not line.startswith("</"):
+            break
+        block.append(line)
+        if line.rstrip().endswith("</s> 1"):
+            break
+    pairs = "  ".join(block).split(":", 1)[1].split("  ")  # a line break stands between two pairs
+    assert all(len(pair.split()) == 2 and pair.split()[1].isdigit() for pair in pairs if pair.strip()), block
+    assert all(len(line) <= width for line in block)

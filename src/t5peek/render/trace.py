@@ -15,7 +15,7 @@ from rich.text import Text
 
 from t5peek.render.arch import ROLE_STYLES
 from t5peek.render.compare import render_comparison
-from t5peek.render.format import probability
+from t5peek.render.format import flow, probability
 from t5peek.trace import MODEL, STACK, VIEW_NOTES, CacheShape, Phase, Routing, TraceRecord, TraceReport, explanation_key
 from t5peek.trace.explain import explanation
 
@@ -76,22 +76,22 @@ def _header(report: TraceReport, console: Console) -> None:
     console.print(Text.assemble((report.model, "bold"), (f"  {report.model_class}", "dim")))
     console.print(Text(f"{view} · {depth} · {report.dtype} on {report.device} · "
                        f"{report.attention_implementation} attention", style="dim"))
-    console.print(_token_line("prompt", report.source_tokens, report.source_ids))
+    for line in _token_line("prompt", report.source_tokens, report.source_ids, console.width):
+        console.print(line, soft_wrap=True)  # laid out already: a token and its id stay on one line
     console.print(Text(VIEW_NOTES[report.view], style="dim italic"))
 
 
-def _token_line(label: str, tokens, ids) -> Text:
-    text = Text()
-    text.append(f"{label} ({len(ids)} tokens): ", style="bold")
+def _token_line(label: str, tokens, ids, width: int) -> list[Text]:
+    pieces = [Text(f"{label} ({len(ids)} tokens):", style="bold")]
     shown = min(len(ids), _MAX_TOKENS_SHOWN)
     for i in range(shown):
-        if i:
-            text.append("  ")
-        text.append(tokens[i])
-        text.append(f" {ids[i]}", style="dim")
+        piece = Text("  " if i else " ")
+        piece.append(tokens[i])
+        piece.append(f" {ids[i]}", style="dim")
+        pieces.append(piece)
     if len(ids) > shown:
-        text.append(f"  … {len(ids) - shown} more", style="dim")
-    return text
+        pieces.append(Text(f"  … {len(ids) - shown} more", style="dim"))
+    return flow(pieces, width, indent=0)
 
 
 # ---------------------------------------------------------------------------------------------- phases
