@@ -278,3 +278,27 @@ def test_a_run_without_a_step_callback_shows_its_progress(tiny_t5, monkeypatch):
 def test_a_run_that_streams_its_steps_shows_no_decoding_progress(tiny_t5, monkeypatch):
     shown = _recorded_progress(tiny_t5, monkeypatch, max_new_tokens=3, on_step=lambda step: None)
     assert not [message for message in shown if message.startswith("Decoding")]
+
+
+def test_text_output_to_a_file_shows_the_decoding_progress_on_stderr(tiny_t5, monkeypatch):
+    """The steps went to the file and the terminal stayed blank for the whole run (issue #24): with stdout not a
+    terminal, the progress line on stderr says how far decoding has got."""
+    import contextlib
+
+    from helpers import run_cli
+    from t5peek import output
+    from t5peek.generate import run as generate_run
+
+    monkeypatch.setattr(generate_run, "PROGRESS_SECONDS", 0)
+    shown: list[str] = []
+
+    @contextlib.contextmanager
+    def progress(self, message):
+        shown.append(message)
+        yield
+
+    monkeypatch.setattr(output.Output, "progress", progress)
+    result = run_cli("generate", "-m", str(tiny_t5), "the red house is small", "-n", "3")
+    assert result.exit_code == 0, result.stderr
+    assert "step 0" in result.stdout  # the steps themselves still stream to stdout
+    assert [m for m in shown if m.startswith("Decoding")][:1] == ["Decoding: step 1 of at most 3…"]

@@ -150,11 +150,14 @@ class Model:
                                self.session.run.dtype, device or "cpu")
         return run_budget(self.session, request, normalize_max_memory(plan_memory))
 
-    def run(self, request, on_start: Callable | None = None, on_step: Callable | None = None):
+    def run(self, request, on_start: Callable | None = None, on_step: Callable | None = None,
+            progress_steps: bool | None = None):
         """The record of one view's request (a GenerateRequest, TraceRequest, LensRequest or AttendRequest, valid
-        by construction): the path the CLI takes. `on_start` and `on_step` stream generate's plan and steps."""
+        by construction): the path the CLI takes. `on_start` and `on_step` stream generate's plan and steps;
+        `progress_steps` shows the step reached on the progress line too (default: without `on_step`)."""
         if isinstance(request, GenerateRequest):
-            return run_generate(self.session, request, on_start=on_start, on_step=on_step)
+            return run_generate(self.session, request, on_start=on_start, on_step=on_step,
+                                progress_steps=progress_steps)
         runs = {TraceRequest: run_trace, LensRequest: run_lens, AttendRequest: run_attend}
         if type(request) not in runs:
             raise TypeError(f"Model.run takes a view's request, not {type(request).__name__}")

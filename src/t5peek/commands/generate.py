@@ -126,7 +126,10 @@ def generate_command(
 
 
 def _stream(out: Output, peek, request, all_layers: bool):
-    """Print the plan, then each step as it is computed, then the summary."""
+    """Print the plan, then each step as it is computed, then the summary. When stdout is not a terminal (the
+    steps go to a file or a pipe), a progress line on stderr says how far decoding has got."""
+    import sys
+
     from t5peek.generate import BeamStep
     from t5peek.render.occlusion import render_occlusion
     from t5peek.render.self_attention import render_self_attention
@@ -145,7 +148,8 @@ def _stream(out: Output, peek, request, all_layers: bool):
             render_step(step, out.console, plan_seen["plan"], all_layers)
         out.console.file.flush()
 
-    run = peek.run(request, on_start=on_start, on_step=on_step)
+    to_terminal = getattr(sys.stdout, "isatty", lambda: False)()
+    run = peek.run(request, on_start=on_start, on_step=on_step, progress_steps=not to_terminal)
     render_summary(run, out.console)
     render_self_attention(run, out.console)
     render_occlusion(run, out.console)

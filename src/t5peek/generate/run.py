@@ -130,8 +130,10 @@ def requested_settings(session: Session, model, request: GenerateRequest) -> tup
 
 
 def run_generate(session: Session, request: GenerateRequest, on_start: Callable | None = None,
-                 on_step: Callable | None = None):
-    """The DecodeRun of the request: the tokenizer and length checks come before any weight is loaded."""
+                 on_step: Callable | None = None, progress_steps: bool | None = None):
+    """The DecodeRun of the request: the tokenizer and length checks come before any weight is loaded.
+    `progress_steps`: show the step reached on the session's progress line (default: when no `on_step` shows
+    the steps; the CLI asks for it too when its steps go to a file or a pipe)."""
     session.require("generate")
     top_k = shown_top_k(session, request)
     tokenizer = session.tokenizer
@@ -161,13 +163,12 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
                 on_start(decode_plan)
 
         def stepped(step) -> None:
-            most = plan[0].settings["max_new_tokens"].value
-            beams = plan[0].settings["num_beams"].value
-            progress.show(f"Decoding: step {step.step + 1:,} of at most {most:,}"
-                          + (f", {beams} beams" if beams > 1 else "") + "…")
+            if on_step is not None:
+                on_step(step)
+            if progress_steps or (progress_steps is None and on_step is None):
+                progress.show(decoding_message(plan[0], step))
 
-        # a caller that shows the steps as they come needs no progress line
-        run = decode(loaded.model, tokenizer, input_ids, settings, on_step=on_step or stepped,
+        run = decode(loaded.model, tokenizer, input_ids, settings, on_step=stepped,
                      attention_mask=attention_mask, on_start=started)
         if pad is not None:
             from t5peek.generate.occlusion import occlude
@@ -179,6 +180,13 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
                                                                   "copies of the source…", now=done == 0))
             run = replace(run, occlusion=occlusion)
     return replace(run, model=session.name, prompt=request.prompt)
+
+
+def decoding_message(plan, step) -> str:
+    """The progress line of a decoding step: the step reached, the most there may be, the beams."""
+    most = plan.settings["max_new_tokens"].value
+    beams = plan.settings["num_beams"].value
+    return f"Decoding: step {step.step + 1:,} of at most {most:,}" + (f", {beams} beams" if beams > 1 else "") + "…"
 
 
 class Progress:
