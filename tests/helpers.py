@@ -201,6 +201,21 @@ def run_installed(*args, env: dict | None = None, timeout: float = 180, allowed_
     return Run(tuple(map(str, args)), result.returncode, result.stdout, result.stderr, seconds, violations)
 
 
+def stderr_until(child, marker: str, timeout: float) -> tuple[list[str], "object"]:
+    """Read `child`'s stderr in a thread until a line holds `marker` (or the child ends, or `timeout` passes):
+    the lines so far (the list keeps filling) and the reader thread."""
+    import threading
+    import time
+
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while not any(marker in line for line in lines) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    return lines, reader
+
+
 def assert_known_outcome(run: Run, exit_code: int, *fragments: str) -> None:
     """The exit code asked for, no traceback, no `unexpected` internal error, and every fragment in stderr."""
     output = run.stdout + run.stderr

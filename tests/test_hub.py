@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_known_outcome, run_t5peek
+from helpers import assert_known_outcome, run_t5peek, stderr_until
 from support.loophub import closed_port
 
 from sparse_checkpoint import FLAN_T5_BASE, FLAN_T5_XXL, write_sparse_checkpoint  # noqa: E402
@@ -267,7 +267,6 @@ def test_a_held_cache_lock_is_reported_and_ctrl_c_ends_the_wait(loophub, tiny_t5
     import os
     import signal
     import subprocess
-    import threading
     import time
 
     from filelock import FileLock
@@ -280,13 +279,8 @@ def test_a_held_cache_lock_is_reported_and_ctrl_c_ends_the_wait(loophub, tiny_t5
     with FileLock(str(lock_path)):  # another process downloading the same file
         child = subprocess.Popen([shutil.which("t5peek"), "info", "acme/tiny-t5"], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
-        reader.start()
         try:
-            deadline = time.monotonic() + 30
-            while not any("waiting for it" in line for line in lines) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            lines, reader = stderr_until(child, "waiting for it", 30)
             said = "".join(lines)
             assert "another process is downloading into the cache" in said, said
             assert "Ctrl-C" in said and "Still waiting" not in said

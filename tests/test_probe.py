@@ -133,19 +133,30 @@ def test_hooks_come_off_and_modes_come_back_whatever_ends_the_block(model, error
     model.eval()
 
 
-def test_evaluating_restores_only_what_was_training(model):
-    model.eval()
+def test_evaluating_puts_back_exactly_what_was_training(model):
+    model.train()
+    model.get_encoder().eval()  # a mixed state: only the decoder side trains
+    before = {name: module.training for name, module in model.named_modules()}
+    assert any(before.values()) and not all(before.values())
     with evaluating(model):
-        pass
-    assert not any(module.training for module in model.modules())
+        assert not any(module.training for module in model.modules())
+    assert {name: module.training for name, module in model.named_modules()} == before
+    model.eval()
 
 
-def test_a_cached_step_by_step_decoder_equals_the_full_pass(model):
+def full_pass_and_encoding(model):
+    """The inputs, their mask, the decoder's logits in one uncached pass, and the encoder's output."""
     input_ids, decoder_input_ids = inputs(model)
     mask = torch.ones_like(input_ids)
     with torch.no_grad():
         full = model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits[0]
         encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask, return_dict=True)
+    return input_ids, decoder_input_ids, mask, full, encoder_outputs
+
+
+def test_a_cached_step_by_step_decoder_equals_the_full_pass(model):
+    _, decoder_input_ids, mask, full, encoder_outputs = full_pass_and_encoding(model)
+    with torch.no_grad():
         cache, rows = new_cache(), []
         for position in range(decoder_input_ids.shape[-1]):
             output, cache = decoder_step(model, encoder_outputs, mask, decoder_input_ids[:, position:position + 1],
@@ -158,11 +169,8 @@ def test_a_cached_step_by_step_decoder_equals_the_full_pass(model):
 def test_decoder_steps_teacher_forced_and_greedy(model):
     from t5peek.probe.stepping import decoder_steps
 
-    input_ids, decoder_input_ids = inputs(model)
-    mask = torch.ones_like(input_ids)
+    input_ids, decoder_input_ids, mask, full, encoder_outputs = full_pass_and_encoding(model)
     with torch.no_grad():
-        full = model(input_ids=input_ids, attention_mask=mask, decoder_input_ids=decoder_input_ids).logits[0]
-        encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=mask, return_dict=True)
         forced = list(decoder_steps(model, encoder_outputs, mask, 99, feed=decoder_input_ids[0].tolist()))
         greedy = list(decoder_steps(model, encoder_outputs, mask, 4))
     assert [s.fed_id for s in forced] == decoder_input_ids[0].tolist()  # stops where the feed ends

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_clean_error, assert_known_outcome, run_cli, run_t5peek, t5peek_script
+from helpers import assert_clean_error, assert_known_outcome, run_cli, run_t5peek, stderr_until, t5peek_script
 from t5peek import cli, loading, output
 from t5peek.checkpoint import read_local_checkpoint
 from t5peek.errors import BadCheckpoint, Refused
@@ -61,15 +61,8 @@ def _terminate_while_loading(tmp_path: Path, *args: str):
     child = subprocess.Popen([t5peek_script(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              env=_env(PYTHONPATH=os.pathsep.join([str(inject), os.environ.get("PYTHONPATH", "")]),
                                       TMPDIR=str(temp)))
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(child.stderr), daemon=True)
-    reader.start()
     try:
-        deadline = time.monotonic() + 120
-        while not any("LOADING" in line for line in lines) and time.monotonic() < deadline:
-            if child.poll() is not None:
-                break
-            time.sleep(0.05)
+        lines, reader = stderr_until(child, "LOADING", 120)
         assert any("LOADING" in line for line in lines), "".join(lines)
         before = sorted(temp.glob("t5peek-offload-*"))
         child.send_signal(signal.SIGTERM)

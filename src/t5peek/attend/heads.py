@@ -28,10 +28,6 @@ def check_family(model_type: str | None, name: str) -> None:
                                 "mbart, marian, pegasus, m2m_100/nllb, blenderbot, plbart).")
 
 
-def is_t5_style(model_type: str) -> bool:
-    return families.is_t5_style(model_type)
-
-
 @dataclass(frozen=True)
 class Shape:
     """The sizes config.json gives for the chosen attention."""
@@ -75,7 +71,7 @@ class HeadSite:
 
 def locate(model, model_type: str, kind: AttentionKind, layer: int) -> HeadSite:
     """The attention module of `layer` in the encoder or decoder, by the family's own module names."""
-    if is_t5_style(model_type):
+    if families.is_t5_style(model_type):
         sublayer, attribute = (1, "EncDecAttention") if kind is AttentionKind.CROSS else (0, "SelfAttention")
         name = f"{kind.stack}.block.{layer}.layer.{sublayer}.{attribute}"
         module = model.get_submodule(name)
@@ -96,7 +92,7 @@ def locate(model, model_type: str, kind: AttentionKind, layer: int) -> HeadSite:
 
 def scaling(model_type: str, d_kv: int) -> float:
     """What q · k is multiplied by before the softmax: T5 folds it into its initialisation and does not scale."""
-    return 1.0 if is_t5_style(model_type) else d_kv ** -0.5
+    return 1.0 if families.is_t5_style(model_type) else d_kv ** -0.5
 
 
 def relative_buckets(relative_positions, bidirectional: bool, buckets: int, max_distance: int):
