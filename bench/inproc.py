@@ -276,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace-lengths", type=lambda s: [int(x) for x in s.split(",")],
                         default=[16, 32, 64, 128, 256, 512])
     parser.add_argument("--gen-tokens", type=lambda s: [int(x) for x in s.split(",")], default=[8, 16, 32, 64, 128])
-    parser.add_argument("--sections", default="trace,generate,trace-scaling,generate-scaling,attend,lens,occlusion")
+    parser.add_argument("--sections", default="trace,generate,trace-scaling,generate-scaling,attend,lens,occlusion,"
+                        "patch,knockout")
     args = parser.parse_args(argv)
 
     result: dict = {}

@@ -11,6 +11,8 @@ same model object, after the check that both sides produce the same tokens.
 - occlusion: the core `generate.occlusion.occlude(...)` on a finished greedy run (what `--occlusion` adds to
   `generate`) against one teacher-forced `model(input_ids, attention_mask, labels=the output)` forward, times
   (source tokens + 1): one forward per occluded copy plus the full source, had each been run on its own.
+- patch and knockout: a full `patch` sweep and a `knockout --sweep cross`, against the plain forwards (and, for
+  knockout, the greedy generate() calls) they replace, had each site or head been run on its own.
 """
 
 from __future__ import annotations
@@ -170,4 +172,69 @@ def bench_occlusion(peek, args) -> dict:
     return {"info": info, "stats": {name: stat.to_json() for name, stat in stats.items()}}
 
 
-SECTIONS = {"attend": bench_attend, "lens": bench_lens, "occlusion": bench_occlusion}
+PATCH_POSITION = 3  # the decoder position explained: sites at decoder positions 0..3
+SWEEP_NEW_TOKENS = 8
+
+
+def bench_patch(peek, args) -> dict:
+    """`Model.patch` (a full sweep: the clean greedy output, the clean and corrupted passes, every site restored
+    alone, 64 sites to a batched pass) against (sites + 2) plain teacher-forced forwards of the same length."""
+    import torch
+
+    prompt = prompt_words(args.length)
+    input_ids, attention_mask = _encode(peek, prompt)
+    run = peek.patch(prompt, noise=(1, 4), position=PATCH_POSITION, max_new_tokens=PATCH_POSITION + 1)
+    model = _loaded(peek).model
+    decoder_input = torch.tensor([list(run.output_ids[:PATCH_POSITION + 1])])
+
+    def t5peek():
+        return peek.patch(prompt, noise=(1, 4), position=PATCH_POSITION, max_new_tokens=PATCH_POSITION + 1)
+
+    def forward():
+        with torch.no_grad():
+            return model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input,
+                         use_cache=False, return_dict=True)
+
+    clean = float(forward().logits[0, PATCH_POSITION, run.token_id])
+    info = {"source tokens": int(input_ids.shape[-1]), "position": PATCH_POSITION, "sites": len(run.sites),
+            "clean score |diff| vs the forward": abs(clean - run.clean)}
+    log(f"patch: {info['sites']} sites, {args.occlusion_repeats} rounds")
+    stats = time_calls({"t5peek": t5peek, "forward": forward}, args.occlusion_repeats, 0)
+    return {"info": info, "stats": {name: stat.to_json() for name, stat in stats.items()}}
+
+
+def bench_knockout(peek, args) -> dict:
+    """`Model.knockout(sweep="cross")` (every cross-attention head alone: teacher-forced and decoded freely, batched)
+    against, per head, one plain teacher-forced forward and one plain greedy `generate()`."""
+    import torch
+
+    prompt = prompt_words(args.length)
+    input_ids, attention_mask = _encode(peek, prompt)
+    model = _loaded(peek).model
+
+    def t5peek():
+        return peek.knockout(prompt, sweep="cross", max_new_tokens=SWEEP_NEW_TOKENS)
+
+    run = t5peek()
+    decoder_input = torch.tensor([list(run.original_ids[:-1])])
+
+    def forward():
+        with torch.no_grad():
+            return model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input,
+                         use_cache=False, return_dict=True)
+
+    def generate():
+        with torch.no_grad():
+            return model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False, num_beams=1,
+                                  max_new_tokens=SWEEP_NEW_TOKENS)
+
+    same = tuple(generate()[0].tolist()) == run.original_ids
+    info = {"source tokens": int(input_ids.shape[-1]), "heads": len(run.sweep), "new tokens": SWEEP_NEW_TOKENS,
+            "same tokens as generate()": same}
+    log(f"knockout --sweep: {info['heads']} heads, {args.occlusion_repeats} rounds")
+    stats = time_calls({"t5peek": t5peek, "forward": forward, "generate": generate}, args.occlusion_repeats, 0)
+    return {"info": info, "stats": {name: stat.to_json() for name, stat in stats.items()}}
+
+
+SECTIONS = {"attend": bench_attend, "lens": bench_lens, "occlusion": bench_occlusion, "patch": bench_patch,
+            "knockout": bench_knockout}

@@ -419,6 +419,42 @@ def rows_lens(data, profile: Profile) -> list[Row]:
                 cell(plain, "generate()"), ratio_text(mine.median / plain.median), "— (reference)", "—")]
 
 
+def rows_patch(data, profile: Profile) -> list[Row]:
+    reason = _failed(data)
+    if reason:
+        return [not_measured("patch: a full sweep vs one plain teacher-forced forward per site", reason, "≤ 1×")]
+    info, stats = data["info"], {name: _stat(s) for name, s in data["stats"].items()}
+    mine, forward = stats["t5peek"], stats["forward"]
+    runs = info["sites"] + 2  # every site, and the clean and corrupted passes
+    budget = runs * forward.median
+    ratio = mine.median / budget
+    return [Row(f"patch: `Model.patch(prompt, noise=(1, 4), position={info['position']})`, a full sweep of "
+                f"{info['sites']} sites (batched, 64 to a pass; the clean greedy output included), "
+                f"{profile.model_label}, {info['source tokens']} source tokens, vs (sites + 2) × one plain "
+                "teacher-forced forward", cell(mine, "`patch`"),
+                f"{runs} × {fmt_value(forward.median, 's')} = {fmt_value(budget, 's')} "
+                f"({cell(forward, 'one forward')})",
+                ratio_text(ratio), "≤ 1×", yes_no(ratio <= 1.0))]
+
+
+def rows_knockout(data, profile: Profile) -> list[Row]:
+    reason = _failed(data)
+    if reason:
+        return [not_measured("knockout --sweep: every head alone vs a forward and a generate() per head", reason,
+                             "≤ 1×")]
+    info, stats = data["info"], {name: _stat(s) for name, s in data["stats"].items()}
+    mine, forward, generate = stats["t5peek"], stats["forward"], stats["generate"]
+    heads = info["heads"]
+    budget = heads * (forward.median + generate.median)
+    ratio = mine.median / budget
+    return [Row(f"knockout --sweep cross: {heads} heads, each knocked out alone, teacher-forced and decoded freely "
+                f"(batched), {profile.model_label}, {info['source tokens']} source tokens, {info['new tokens']} new "
+                "tokens, vs per head one plain teacher-forced forward + one greedy `generate()`",
+                cell(mine, "`knockout`"),
+                f"{heads} × ({fmt_value(forward.median, 's')} + {fmt_value(generate.median, 's')}) = "
+                f"{fmt_value(budget, 's')}", ratio_text(ratio), "≤ 1×", yes_no(ratio <= 1.0))]
+
+
 def rows_occlusion(data, profile: Profile) -> list[Row]:
     reason = _failed(data)
     if reason:
@@ -741,7 +777,10 @@ def build_results(raw: dict, profile: Profile) -> tuple[list[Row], list[Scaling]
             + rows_trace(inproc_part(inproc, "trace"), profile)
             + rows_generate(inproc_part(inproc, "generate"), profile)
             + rows_attend(inproc_part(inproc, "attend"), profile) + rows_lens(inproc_part(inproc, "lens"), profile)
-            + rows_occlusion(inproc_part(inproc, "occlusion"), profile) + rows_html(raw.get("html"), profile)
+            + rows_occlusion(inproc_part(inproc, "occlusion"), profile)
+            + rows_patch(inproc_part(inproc, "patch"), profile)
+            + rows_knockout(inproc_part(inproc, "knockout"), profile)
+            + rows_html(raw.get("html"), profile)
             + rows_load(raw.get("load"), profile))
     scalings = (scalings_size(raw.get("params-arch"), profile)
                 + scaling_trace(inproc_part(inproc, "trace-scaling"))

@@ -22,6 +22,7 @@ from t5peek.attend.records import AttendReport
 from t5peek.budget.records import BudgetReport
 from t5peek.generate.records import DecodeRun, Step
 from t5peek.info import ModelInfo
+from t5peek.interventions.records import KnockoutRun, PatchRun
 from t5peek.jsonable import SCHEMA_VERSION
 from t5peek.lens.records import LensRun
 from t5peek.params import ParamReport
@@ -30,7 +31,7 @@ from t5peek.trace.records import TraceReport
 OUT = Path(__file__).resolve().parent.parent / "src" / "t5peek" / "schemas"
 COMMANDS = {"info": ModelInfo, "arch": ArchReport, "params": ParamReport, "trace": TraceReport,
             "generate": DecodeRun, "attend": AttendReport, "budget": BudgetReport,
-            "lens": LensRun}
+            "lens": LensRun, "patch": PatchRun, "knockout": KnockoutRun}
 DESCRIPTIONS = {
     "info": "A one-screen summary of a model from config.json and the checkpoint headers.",
     "arch": "The module tree: repeated blocks collapsed, parameters per node.",
@@ -42,12 +43,18 @@ DESCRIPTIONS = {
     "lens": "Every decoder depth at every step read through the model's own head, and the chosen token's logit split "
             "over the sublayers (direct logit attribution).",
     "budget": "Memory and FLOPs of generate() or of one fine-tuning step, from config.json and the headers alone.",
+    "patch": "Activation patching of one decoder position: the score of the clean token with each site restored alone "
+             "from the clean run into the corrupted one.",
+    "knockout": "Attention heads knocked out: the original tokens' logits with and without them, and the output "
+                "decoded with them knocked out.",
 }
 # what a record's json_fields() writes beyond (or instead of) its dataclass fields
 DROPPED = {TraceReport: {"explain"}, DecodeRun: {"head_attention", "encoder_head_attention", "decoder_head_attention"}}
 ADDED = {TraceReport: {"view_note": str, "explanations": dict[str, str]}}
 # written only when asked for (generate --self, --occlusion)
-OPTIONAL = {TraceReport: {"explanations"}, DecodeRun: {"encoder_self_attention", "occlusion"}, Step: {"self_attention"}}
+OPTIONAL = {TraceReport: {"explanations"},
+            DecodeRun: {"encoder_self_attention", "occlusion", "forced", "original_ids", "original_text"},
+            Step: {"self_attention"}}
 # non-finite floats are written as these strings (JSON has no NaN or infinity)
 NUMBER = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
 

@@ -36,6 +36,8 @@ FIGURES = (
     "attend: `Model.attend(prompt, step=",
     "lens: `Model.lens(prompt, max_new_tokens=",
     "generate --occlusion: `occlude(...)`",
+    "patch: `Model.patch(prompt, noise=(1, 4)",
+    "knockout --sweep cross:",
     "html: size of the `generate --html FILE --self` report",
     "load: peak RSS of `load_model`",
 )

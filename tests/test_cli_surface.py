@@ -18,7 +18,7 @@ import pytest
 from helpers import assert_known_outcome, run_t5peek, t5peek_script
 
 PROMPT = "translate English to German: the house is small"
-COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget")
+COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget", "patch", "knockout")
 
 
 # ----------------------------------------------------------------------------- usage errors
@@ -37,7 +37,8 @@ COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "bu
     (("generate", "x", "--temperature", "warm"), ("--temperature takes a number, not 'warm'",)),
     (("generate", "x", "--html"), ("--html needs a value",)),
     (("trace", "-m", "demo", "the", "house"), ("more arguments than it takes: house", "Quote PROMPT")),
-    (("nope",), ("'nope' is not a t5peek command", "info, arch, params, trace, generate, lens, attend and budget")),
+    (("nope",), ("'nope' is not a t5peek command",
+                  "info, arch, params, trace, generate, lens, attend, budget, patch and knockout")),
     (("arhc", "demo"), ("'arhc' is not a t5peek command", "did you mean arch")),
     (("--frob",), ("t5peek has no option --frob",)),
 ])
@@ -214,6 +215,66 @@ def test_install_completion(tmp_path, shell, installed):
                      env={"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"})
     assert_known_outcome(run, 0)
     assert "_T5PEEK_COMPLETE" in (tmp_path / installed).read_text()
+
+
+_SCRIPTS = {"bash": "COMP_WORDS", "zsh": "#compdef t5peek", "fish": "complete --command t5peek",
+            "powershell": "Register-ArgumentCompleter", "pwsh": "Register-ArgumentCompleter"}
+_DETECTING = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": None}  # as users run it: typer detects the shell
+
+
+@pytest.mark.parametrize("shell", list(_SCRIPTS))
+def test_show_completion_honours_the_shell_named(shell):
+    """`--show-completion zsh` printed bash's script from bash: the shell named was never read (issue #25)."""
+    run = run_t5peek("--show-completion", shell, env=_DETECTING)
+    assert_known_outcome(run, 0)
+    assert _SCRIPTS[shell] in run.stdout
+    assert all(marker not in run.stdout for other, marker in _SCRIPTS.items() if marker != _SCRIPTS[shell])
+
+
+@pytest.mark.parametrize("shell, written", [("zsh", [".zfunc/_t5peek", ".zshrc"]),
+                                            ("fish", [".config/fish/completions/t5peek.fish"]),
+                                            ("bash", [".bash_completions/t5peek.sh", ".bashrc"])])
+def test_install_completion_honours_the_shell_named(tmp_path, shell, written):
+    home = tmp_path / "home"  # never the user's own
+    home.mkdir()
+    run = run_t5peek("--install-completion", shell, env={**_DETECTING, "HOME": str(home)})
+    assert_known_outcome(run, 0)
+    assert f"{shell} completion installed in {home / written[0]}" in run.stdout
+    assert sorted(str(path.relative_to(home)) for path in home.rglob("*") if path.is_file()) == sorted(written)
+
+
+def test_without_a_shell_named_or_detected_completion_asks_for_one(monkeypatch):
+    import shellingham
+
+    def undetectable():
+        raise shellingham.ShellDetectionFailure()
+
+    monkeypatch.setattr(shellingham, "detect_shell", undetectable)
+    run = run_t5peek("--show-completion", env=_DETECTING)
+    assert_known_outcome(run, 2, "cannot tell which shell this is", "t5peek --show-completion bash")
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize("option", ["--show-completion", "--install-completion"])
+def test_an_unknown_shell_is_a_usage_error(tmp_path, option):
+    home = tmp_path / "home"
+    home.mkdir()
+    run = run_t5peek(option, "tcsh", env={**_DETECTING, "HOME": str(home)})
+    assert_known_outcome(run, 2, f"{option} takes bash, zsh, fish, powershell or pwsh, not 'tcsh'")
+    assert run.stdout == "" and list(home.iterdir()) == []
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"COMP_WORDS": "t5peek ar", "COMP_CWORD": "abc"}, "COMP_CWORD must be the number of the word completed"),
+    ({"COMP_WORDS": "t5peek ar", "COMP_CWORD": None}, "needs COMP_CWORD"),
+    ({"COMP_WORDS": None, "COMP_CWORD": "1"}, "needs COMP_WORDS"),
+    ({"_T5PEEK_COMPLETE": "complete_tcsh"}, "'complete_tcsh' is not a completion request"),
+    ({"_T5PEEK_COMPLETE": "nonsense"}, "'nonsense' is not a completion request"),
+])
+def test_a_malformed_completion_request_is_one_line(env, words):
+    run = run_t5peek(env={"_T5PEEK_COMPLETE": "complete_bash", **env})
+    assert_known_outcome(run, 2, words)
+    assert run.stdout == ""
 
 
 @pytest.mark.installed

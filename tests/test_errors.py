@@ -164,7 +164,7 @@ def test_memory_precheck_refuses_before_loading(monkeypatch, tiny_t5):
 
     monkeypatch.setattr(placement, "available_memory", lambda device: 1024)
     monkeypatch.setattr(loading, "_from_pretrained", lambda *a, **k: pytest.fail("weights were loaded"))
-    assert_clean_error(run_cli("params", str(tiny_t5), "--weights"), 1, "needs about", "--force")
+    assert_clean_error(run_cli("params", str(tiny_t5), "--weights"), 1, "needs about", "--skip-memory-check")
 
 
 def test_force_skips_the_memory_precheck(monkeypatch, tiny_t5):
@@ -279,3 +279,44 @@ def test_memory_precheck_counts_the_caches_and_activations_of_the_run(monkeypatc
     result = run_cli("trace", "-m", str(tiny_t5), "the house is small", "--steps", "4")
     assert_clean_error(result, 1, "for its weights and", "caches and activations of this run",
                        "source tokens, 4 new tokens", "t5peek budget")
+
+
+@pytest.mark.parametrize("shape", ["userinfo", "query"])
+def test_credentials_in_hf_endpoint_are_redacted(loophub, shape):
+    """HF_ENDPOINT=http://user:pw@host/ or ?token=...: t5peek names the endpoint in its errors, and a server may
+    echo the credentials it got (as a Basic Authorization header) or the URL it was asked for (issue #25)."""
+    from helpers import assert_known_outcome, run_t5peek
+    from support.loophub import closed_port
+
+    password, token = "pw-Zq81xW-secret", "tok-Rm42vK-secret"
+    host = loophub.url.removeprefix("http://")
+    endpoint = f"http://user:{password}@{host}" if shape == "userinfo" else f"http://{host}/?access_token={token}"
+    loophub.mode = "error:400"
+    for extra in ([], ["--debug"], ["--json"]):
+        run = run_t5peek("info", "org/model", *extra, env={"HF_ENDPOINT": endpoint}, allowed_ports=(loophub.port,))
+        assert run.exit_code == 1
+        printed = run.stdout + run.stderr
+        assert password not in printed and token not in printed, printed
+        assert "dXNlcjpwdy1acTgxeFctc2VjcmV0" not in printed, printed  # base64 of user:password
+    port = closed_port()
+    for extra in ([], ["--json"]):
+        unreachable = run_t5peek("info", "org/model", *extra, allowed_ports=(port,),
+                                 env={"HF_ENDPOINT": endpoint.replace(host, f"127.0.0.1:{port}")})
+        assert_known_outcome(unreachable, 1, "cannot reach", f"127.0.0.1:{port}")
+        printed = unreachable.stdout + unreachable.stderr
+        assert password not in printed and token not in printed, printed
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("at http://user:pw@host:8080/x?token=abc&x=1", "at http://***@host:8080/x?token=***&x=1"),
+    ("https://h/p?X-Amz-Signature=dead&Expires=12&sig=beef&design=1",
+     "https://h/p?X-Amz-Signature=***&Expires=12&sig=***&design=1"),
+    ("u?api_key=k1;password=p2&key=k3", "u?api_key=***;password=***&key=***"),
+    ("{'authorization': 'Bearer abc.def'} Authorization: Basic dXNlcjpwdw==",
+     "{'authorization': 'Bearer ***'} Authorization: Basic ***"),
+    ("mail a@b.org about Basic information", "mail a@b.org about Basic information"),
+])
+def test_redact_covers_url_credentials(text, shown):
+    from t5peek.errors import redact
+
+    assert redact(text) == shown

@@ -1,14 +1,19 @@
-"""Property-based tests: whatever the input, t5peek answers with a documented exit code and no traceback."""
+"""Property-based tests: whatever the input, t5peek answers with a documented exit code and no traceback, and
+writes no control or bidirectional character to the terminal."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import run_cli
+
+# Never raw on a terminal: C0 controls but newline, DEL, C1 controls, bidirectional controls, line separators.
+RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 pytestmark = pytest.mark.slow  # hypothesis examples through the CLI
 
@@ -25,6 +30,7 @@ def check_invariants(result, json_mode: bool) -> None:
     assert result.exit_code in ALLOWED_CODES, output
     assert "Traceback" not in output, output
     assert "error: unexpected" not in result.stderr, output  # an internal error is a bug, not an outcome
+    assert not RAW_CONTROL.search(output), ascii(output)  # shown as escapes (\x1b, \u202e), never raw
     if json_mode and result.exit_code == 0:
         json.loads(result.stdout)
 

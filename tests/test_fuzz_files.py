@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpers import run_t5peek
+from t5peek.generation_file import RULES
 
 pytestmark = pytest.mark.slow  # hypothesis over hostile files
 
@@ -142,3 +143,30 @@ def test_a_hostile_generation_config(tiny_t5, tmp_path_factory, fields):
     run = run_t5peek("generate", "-m", str(folder), "translate English to German : the house",
                      "--max-new-tokens", "2", env=ENV, timeout=120)
     check_invariants(run)
+
+
+GENERATION_COMMANDS = {
+    "generate": ["--max-new-tokens", "2"], "sample": ["--max-new-tokens", "2", "--sample", "--seed", "1"],
+    "beams": ["--max-new-tokens", "2", "--num-beams", "2"], "lens": ["--max-new-tokens", "2"],
+    "attend": ["--step", "1"], "trace": ["--steps", "1"]}
+
+
+@FILES
+@given(changes=st.dictionaries(st.sampled_from(sorted(RULES)),
+                               st.one_of(hostile_value, st.lists(st.lists(st.integers(-2, 40), max_size=2),
+                                                                 max_size=2)), min_size=1, max_size=3),
+       command=st.sampled_from(sorted(GENERATION_COMMANDS)))
+def test_hostile_generation_config_fields(tiny_t5, tmp_path_factory, changes, command):
+    """Any value in any field generate() reads, on every command that loads the weights: a run, or one error line
+    (a usage error only where the command line is involved), and never half a run's output before it."""
+    folder = fresh_copy(tiny_t5, tmp_path_factory)
+    path = folder / "generation_config.json"
+    settings = json.loads(path.read_text())
+    settings.update(changes)
+    path.write_text(json.dumps(settings, allow_nan=True))
+    name = "generate" if command in ("sample", "beams") else command
+    run = run_t5peek(name, "-m", str(folder), "translate English to German : the house",
+                     *GENERATION_COMMANDS[command], env=ENV, timeout=120)
+    check_invariants(run)
+    if run.exit_code == 1:
+        assert run.stdout == "", run.stdout + run.stderr

@@ -159,3 +159,20 @@ def test_human_info_reads_at_100_columns(tiny_t5):
     assert result.exit_code == 0
     assert all(len(line) <= 100 for line in result.stdout.splitlines())
     assert "\x1b[" not in result.stdout
+
+
+def test_config_json_of_a_type_transformers_refuses_is_one_line(copy_model, tiny_t5):
+    """transformers' strict check of config.json (a token id of the wrong type) was an unexpected error in arch,
+    and blamed on the tokenizer in the commands that tokenize."""
+    import json
+
+    from helpers import assert_known_outcome, run_t5peek
+
+    folder = copy_model(tiny_t5)
+    config = json.loads((folder / "config.json").read_text())
+    config["pad_token_id"] = "x"
+    (folder / "config.json").write_text(json.dumps(config))
+    for args in (("arch", str(folder)), ("generate", "-m", str(folder), "translate English to German : the house")):
+        run = run_t5peek(*args)
+        assert_known_outcome(run, 1, "config", "pad_token_id", "'x'")
+        assert "tokenizer" not in run.stderr

@@ -165,7 +165,8 @@ def test_the_preflight_counts_what_the_run_chunks(tiny_t5, models):
 
 
 def test_running_out_of_memory_while_rescoring_is_one_line(monkeypatch, tiny_t5):
-    """--force skips the check; torch's allocator failing then is NotEnoughMemory (exit 1), not `unexpected`."""
+    """--skip-memory-check skips the check; torch's allocator failing then is NotEnoughMemory (exit 1), not
+    `unexpected`."""
     from transformers import T5ForConditionalGeneration
 
     forward = T5ForConditionalGeneration.forward
@@ -177,7 +178,7 @@ def test_running_out_of_memory_while_rescoring_is_one_line(monkeypatch, tiny_t5)
         return forward(self, *args, **kwargs)
 
     monkeypatch.setattr(T5ForConditionalGeneration, "forward", failing)
-    result = run_cli("generate", "-m", str(tiny_t5), LONG, "-n", "2", "--occlusion", "--force")
+    result = run_cli("generate", "-m", str(tiny_t5), LONG, "-n", "2", "--occlusion", "--skip-memory-check")
     assert_clean_error(result, 1, "--occlusion ran out of memory", "121 copies")
     assert len([line for line in result.stderr.splitlines() if "error:" in line]) == 1
 

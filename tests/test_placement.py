@@ -68,3 +68,32 @@ def test_generate_with_disk_offload_equals_plain_generate(tiny_t5):
     offloaded = json_output(run_cli(*args, "--max-memory", "cpu=60KB"))
     plain = json_output(run_cli(*args))
     assert offloaded["output_ids"] == plain["output_ids"]
+
+
+@pytest.mark.parametrize("command", [("generate", "translate English to German : the house", "-n", "2"),
+                                     ("trace", "translate English to German : the house", "-n", "1")],
+                         ids=["generate", "trace"])
+def test_max_memory_for_a_gpu_this_machine_lacks_is_a_usage_error(monkeypatch, tiny_t5, command):
+    """Loading with --max-memory for a missing GPU: a usage error naming it, before loading (issue #25, item 9).
+    Planning a split for another machine (info, params) stays allowed."""
+    import torch
+
+    from helpers import assert_known_outcome, run_t5peek
+    from t5peek import loading
+
+    monkeypatch.setattr(loading, "_from_pretrained", lambda *a, **k: pytest.fail("weights were loaded"))
+    missing = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    name, *rest = command
+    run = run_t5peek(name, "-m", str(tiny_t5), *rest, "--max-memory", f"{missing}=1GiB")
+    assert_known_outcome(run, UsageError.exit_code, f"GPU {missing}", "--max-memory")
+    assert run.stdout == ""
+    assert_known_outcome(run_t5peek("info", str(tiny_t5), "--max-memory", f"{missing}=1GiB"), 0)
+
+
+def test_check_devices_names_mps_when_it_is_missing(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="mps"):
+        placement.check_devices({"mps": 2**30, "cpu": 2**30, "disk": 2**62})
+    placement.check_devices({"cpu": 2**30, "disk": 2**62})

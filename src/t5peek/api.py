@@ -23,11 +23,13 @@ from t5peek.placement import normalize_max_memory
 from t5peek.session import RunOptions, Session, SourceOptions
 from t5peek.render.notebook import register_if_in_ipython
 from t5peek.trace.run import TraceRequest, run_trace
-from t5peek.generate.run import GenerateRequest, run_generate
+from t5peek.generate.run import GenerateRequest, parse_force, run_generate
 from t5peek.budget.report import request_from
 from t5peek.budget.run import run_budget
 from t5peek.attend.run import AttendRequest, run_attend
 from t5peek.lens.run import LensRequest, run_lens
+from t5peek.interventions.knockout import KnockoutRequest, parse_head, run_knockout
+from t5peek.interventions.patch import PatchRequest, run_patch
 
 VIEWS = ("component", "layer", "type")  # the breakdowns params() offers
 
@@ -111,23 +113,31 @@ class Model:
                  sample: bool | None = None, temperature: float | None = None, top_p: float | None = None,
                  seed: int | None = None, top_k: int = 5, layer: int | None = None, keep_heads: bool = False,
                  task_params: bool = False, self_attention: bool = False, occlusion: bool = False,
-                 on_start: Callable | None = None, on_step: Callable | None = None):
+                 force: tuple[int, str] | str | None = None, on_start: Callable | None = None,
+                 on_step: Callable | None = None):
         """Decode `prompt` step by step; ids and scores equal `model.generate()` with the same settings.
 
         Like `model.generate()`, the config's task_specific_params are left out; `task_params=True` applies the
         settings of the task whose prefix `prompt` starts with, as `model.generate(**those_settings)` would.
         `self_attention=True` also records the encoder's and the decoder's self-attention at `layer`;
         `occlusion=True` re-scores the output with each source token replaced by the pad token (`run.occlusion`).
+        `force=(step, token)` (or "STEP=TOKEN"; token a vocabulary string or "#ID") puts the token in at that step
+        and decodes on: the run is the branch, `run.original_ids` the run without it.
         `on_start(plan)` and `on_step(step)` are called as decoding goes (the CLI streams with them).
         """
+        if isinstance(force, str):
+            force = parse_force(force)
         request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k,
-                                  layer, keep_heads, task_params, self_attention, occlusion)
+                                  layer, keep_heads, task_params, self_attention, occlusion, force)
         return self.run(request, on_start=on_start, on_step=on_step)
 
-    def lens(self, prompt: str, *, target: str | None = None, max_new_tokens: int | None = None, top_k: int = 3):
+    def lens(self, prompt: str, *, target: str | None = None, max_new_tokens: int | None = None, top_k: int = 3,
+             heads: bool = False, watch: tuple[str, ...] = (), encoder_layer: int | None = None):
         """The logit lens and direct logit attribution of every decoder depth at every step: greedy generation
-        (`max_new_tokens`, 8 by default), or teacher forcing of `target`. Returns a `t5peek.lens.LensRun`."""
-        return self.run(LensRequest(prompt, target, max_new_tokens, top_k))
+        (`max_new_tokens`, 8 by default), or teacher forcing of `target`. `heads` splits each attention depth's
+        push over heads and keys; `watch` follows rival tokens ("casa", "#42") at every depth; `encoder_layer`
+        lets the decoder read that encoder layer's output (DecoderLens). Returns a `t5peek.lens.LensRun`."""
+        return self.run(LensRequest(prompt, target, max_new_tokens, top_k, heads, tuple(watch), encoder_layer))
 
     def attend(self, prompt: str, *, layer: int | None = None, head: int = 0, step: int | None = None,
                cross: bool | None = None, encoder: bool = False, query: int | None = None):
@@ -141,6 +151,24 @@ class Model:
                                 query=query)
         return self.run(request)
 
+    def patch(self, prompt: str, *, corrupt: str | None = None, noise: tuple[int, int] | None = None,
+              position: int = 0, metric: str = "logit", seed: int | None = None,
+              max_new_tokens: int | None = None):
+        """Activation patching of decoder `position`: the corrupted run reads `corrupt` (as many tokens as
+        `prompt`) or `prompt` with Gaussian noise on source tokens noise[0]..noise[1]-1, teacher-forced on the
+        clean greedy output; every site is restored alone from the clean run. Returns a
+        `t5peek.interventions.records.PatchRun`."""
+        return self.run(PatchRequest(prompt, corrupt, noise, position, metric, seed, max_new_tokens))
+
+    def knockout(self, prompt: str, heads=(), *, mode: str = "zero", sweep: str | None = None,
+                 max_new_tokens: int | None = None):
+        """Attention heads knocked out (`heads`: "KIND:L.H" strings such as "cross:2.3", or KnockedHead): the
+        original greedy output's logits with and without them, and the output decoded with them knocked out;
+        `sweep="cross"` knocks out every cross-attention head alone. Returns a
+        `t5peek.interventions.records.KnockoutRun`."""
+        parsed = tuple(parse_head(head) if isinstance(head, str) else head for head in heads)
+        return self.run(KnockoutRequest(prompt, parsed, mode, max_new_tokens, sweep))
+
     def budget(self, *, batch: int = 1, source: int = 512, target: int = 128, mode: str = "generate",
                num_beams: int = 1, optimizer: str = "adamw", gradient_checkpointing: bool = False,
                device: str | None = None, plan_memory: dict | None = None):
@@ -152,13 +180,15 @@ class Model:
 
     def run(self, request, on_start: Callable | None = None, on_step: Callable | None = None,
             progress_steps: bool | None = None):
-        """The record of one view's request (a GenerateRequest, TraceRequest, LensRequest or AttendRequest, valid
+        """The record of one view's request (a GenerateRequest, TraceRequest, LensRequest, AttendRequest,
+        PatchRequest or KnockoutRequest, valid
         by construction): the path the CLI takes. `on_start` and `on_step` stream generate's plan and steps;
         `progress_steps` shows the step reached on the progress line too (default: without `on_step`)."""
         if isinstance(request, GenerateRequest):
             return run_generate(self.session, request, on_start=on_start, on_step=on_step,
                                 progress_steps=progress_steps)
-        runs = {TraceRequest: run_trace, LensRequest: run_lens, AttendRequest: run_attend}
+        runs = {TraceRequest: run_trace, LensRequest: run_lens, AttendRequest: run_attend, PatchRequest: run_patch,
+                KnockoutRequest: run_knockout}
         if type(request) not in runs:
             raise TypeError(f"Model.run takes a view's request, not {type(request).__name__}")
         return runs[type(request)](self.session, request)

@@ -13,6 +13,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from t5peek.errors import BadCheckpoint, Refused
 
@@ -21,14 +22,26 @@ SAFETENSORS_INDEX = "model.safetensors.index.json"
 PICKLE_SINGLE = "pytorch_model.bin"
 PICKLE_INDEX = "pytorch_model.bin.index.json"
 
-DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
-               "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
-               "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+class SafetensorsDtype(NamedTuple):
+    bits: int  # one element's size
+    torch_name: str | None  # what torch calls it; None where torch has no such dtype
 
-# bits per element of each safetensors dtype, to check that a header's shapes fit its byte ranges
-_DTYPE_BITS = {"BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16,
-               "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "I64": 64, "U64": 64, "F64": 64, "C64": 64,
-               "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6}
+
+# Every dtype a safetensors header may name: the `Dtype` list safetensors (0.8) reads headers with. Any other name
+# is corruption: safetensors refuses to open the file.
+SAFETENSORS_DTYPES = {
+    "BOOL": SafetensorsDtype(8, "bool"), "U8": SafetensorsDtype(8, "uint8"), "I8": SafetensorsDtype(8, "int8"),
+    "F8_E5M2": SafetensorsDtype(8, "float8_e5m2"), "F8_E4M3": SafetensorsDtype(8, "float8_e4m3fn"),
+    "F8_E8M0": SafetensorsDtype(8, "float8_e8m0fnu"), "F8_E4M3FNUZ": SafetensorsDtype(8, "float8_e4m3fnuz"),
+    "F8_E5M2FNUZ": SafetensorsDtype(8, "float8_e5m2fnuz"), "F4": SafetensorsDtype(4, None),
+    "F6_E2M3": SafetensorsDtype(6, None), "F6_E3M2": SafetensorsDtype(6, None), "I16": SafetensorsDtype(16, "int16"),
+    "U16": SafetensorsDtype(16, "uint16"), "F16": SafetensorsDtype(16, "float16"),
+    "BF16": SafetensorsDtype(16, "bfloat16"), "I32": SafetensorsDtype(32, "int32"),
+    "U32": SafetensorsDtype(32, "uint32"), "F32": SafetensorsDtype(32, "float32"),
+    "I64": SafetensorsDtype(64, "int64"), "U64": SafetensorsDtype(64, "uint64"),
+    "F64": SafetensorsDtype(64, "float64"), "C64": SafetensorsDtype(64, "complex64"),
+}
+_ADDRESSABLE = 1 << 64  # safetensors counts offsets, elements and bits in 64-bit integers and refuses what overflows
 
 _LFS_POINTER_PREFIX = b"version https://git-lfs"
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
@@ -67,7 +80,7 @@ class CheckpointIndex:
         """Stored dtype name → number of elements stored in it."""
         counts: dict[str, int] = {}
         for tensor in self.tensors.values():
-            name = DTYPE_NAMES.get(tensor.dtype, tensor.dtype.lower())
+            name = SAFETENSORS_DTYPES[tensor.dtype].torch_name or tensor.dtype.lower()
             counts[name] = counts.get(name, 0) + tensor.numel
         return counts
 
@@ -102,7 +115,8 @@ def _not_a_file(name: str) -> BadCheckpoint:
 
 
 def read_safetensors_header(path: Path, file_label: str | None = None) -> dict[str, TensorInfo]:
-    """Parse the JSON header of one safetensors file, checking that the data it announces is really there."""
+    """Parse the JSON header of one safetensors file, checking it as safetensors itself does before any weight is
+    read: a header safetensors would refuse is corruption here too, found before anything is counted or loaded."""
     label = file_label or path.name
     try:
         status = path.stat()
@@ -119,59 +133,117 @@ def read_safetensors_header(path: Path, file_label: str | None = None) -> dict[s
             (header_len,) = struct.unpack("<Q", head)
             if header_len > _MAX_HEADER_BYTES or 8 + header_len > size:
                 raise BadCheckpoint(f"{label} is truncated or not a safetensors file (bad header length).")
-            header = json.loads(handle.read(header_len))
+            header = _parse_json(handle.read(header_len), label)
     except FileNotFoundError:
         raise BadCheckpoint(f"{label} is listed but missing from the model folder.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        raise BadCheckpoint(f"{label} has a corrupt safetensors header.") from None
     tensors = _tensors_from_header(header, label, data_base=8 + header_len)
     check_layout(tensors.values(), label, data_base=8 + header_len)
     data_end = max((t.data_start + t.nbytes for t in tensors.values()), default=8 + header_len)
     if data_end > size:
         raise BadCheckpoint(f"{label} is truncated: its header announces {data_end:,} bytes but the file has "
                             f"{size:,}.", hint="Download the file again.")
+    if data_end < size:
+        raise BadCheckpoint(f"{label} holds {size - data_end:,} bytes after the data its header describes; "
+                            "safetensors refuses such a file.", hint="The file is damaged; download it again.")
     return tensors
 
 
-def _tensors_from_header(header: dict, file: str, data_base: int) -> dict[str, TensorInfo]:
+def _parse_json(raw: bytes, file: str):
+    """The header as JSON, as strictly as safetensors reads it: UTF-8 text, no NaN or Infinity, no lone surrogate
+    escapes."""
+    def refuse(constant: str):
+        raise ValueError(constant)
+
+    try:
+        header = json.loads(raw.decode("utf-8"), parse_constant=refuse)
+        json.dumps(header, ensure_ascii=False).encode("utf-8")  # lone surrogates (\ud800) do not encode
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeError and int digit limits are ValueErrors
+        raise BadCheckpoint(f"{file} has a corrupt safetensors header (not valid UTF-8 JSON).") from None
+    return header
+
+
+def _tensors_from_header(header, file: str, data_base: int) -> dict[str, TensorInfo]:
     if not isinstance(header, dict):
-        raise BadCheckpoint(f"{file} has a corrupt safetensors header.")
+        raise BadCheckpoint(f"{file} has a corrupt safetensors header (not a JSON object).")
+    _check_metadata(header.get("__metadata__"), file)
     tensors = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        try:
-            start, end = entry["data_offsets"]
-            if not all(_is_count(v) for v in (start, end, *entry["shape"])) or not isinstance(entry["dtype"], str):
-                raise ValueError
-            tensors[name] = TensorInfo(name=name, shape=tuple(entry["shape"]), dtype=entry["dtype"], file=file,
-                                       data_start=data_base + start, nbytes=end - start)
-        except (KeyError, TypeError, ValueError):
-            raise BadCheckpoint(f"{file} has a corrupt entry for tensor '{_shown(name)}' in its header.") from None
+        problem = _entry_problem(entry)
+        if problem:
+            raise BadCheckpoint(f"{file} has a corrupt entry for tensor '{_shown(name)}' in its header: {problem}.",
+                                hint="The file is damaged or was not written by safetensors; download it again.")
+        start, end = entry["data_offsets"]
+        tensors[name] = TensorInfo(name=name, shape=tuple(entry["shape"]), dtype=entry["dtype"], file=file,
+                                   data_start=data_base + start, nbytes=end - start)
     return tensors
 
 
+def _check_metadata(metadata, file: str) -> None:
+    """`__metadata__` is optional; when there, safetensors reads it as a map of text to text."""
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str)
+                                                                        for v in metadata.values())):
+        raise BadCheckpoint(f"{file}: the header's __metadata__ is not a map of text to text.",
+                            hint="The file is damaged or was not written by safetensors; download it again.")
+
+
+def _entry_problem(entry) -> str | None:
+    """What is wrong with one tensor's entry (dtype, shape, data_offsets), or None."""
+    if not isinstance(entry, dict):
+        return "it is not a JSON object"
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(dtype, str) or dtype not in SAFETENSORS_DTYPES:
+        return f"the dtype {_shown_value(dtype)} is not one safetensors knows"
+    if not isinstance(shape, list) or not all(_is_count(d) for d in shape):
+        return f"the shape {_shown_value(shape)} is not a list of whole numbers"
+    if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_count(v) for v in offsets):
+        return f"the data_offsets {_shown_value(offsets)} are not two whole numbers"
+    return None
+
+
 def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < _ADDRESSABLE
 
 
 def _shown(name: str) -> str:
     return name if len(name) <= 80 and name.isprintable() else repr(name[:80])
 
 
+def _shown_value(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bits(tensor: TensorInfo) -> int | None:
+    """The bits a tensor's data takes, counted as safetensors counts them (dimension by dimension, then times the
+    element size, in 64-bit integers); None when that overflows, which safetensors refuses."""
+    count = 1
+    for dimension in tensor.shape:
+        count *= dimension
+        if count >= _ADDRESSABLE:
+            return None
+    bits = count * SAFETENSORS_DTYPES[tensor.dtype].bits
+    return bits if bits < _ADDRESSABLE else None
+
+
 def check_layout(tensors, file: str, data_base: int = 0) -> None:
-    """The header must describe the data it sits on: each tensor's byte range holds exactly its shape in its dtype,
-    and the ranges follow each other from the start of the data, without gap or overlap (as safetensors itself
-    requires). A header that lies is corruption, never a parameter count."""
+    """The header must describe the data it sits on: each tensor's byte range holds exactly its shape in its dtype
+    (sub-byte dtypes filling whole bytes), and the ranges follow each other from the start of the data, without gap
+    or overlap (as safetensors itself requires). A header that lies is corruption, never a parameter count."""
     position = data_base
     for tensor in sorted(tensors, key=lambda t: (t.data_start, t.nbytes)):
-        bits = _DTYPE_BITS.get(tensor.dtype)
+        element_bits = SAFETENSORS_DTYPES[tensor.dtype].bits
         if tensor.nbytes < 0 or any(d < 0 for d in tensor.shape):
             raise BadCheckpoint(f"{file}: the header gives tensor '{_shown(tensor.name)}' a negative size.")
-        if bits is not None and tensor.nbytes != (tensor.numel * bits + 7) // 8:
+        if tensor.nbytes * 8 != tensor.numel * element_bits:
             raise BadCheckpoint(f"{file}: the header gives tensor '{_shown(tensor.name)}' the shape "
                                 f"{list(tensor.shape)} in {tensor.dtype} over {tensor.nbytes:,} bytes; they do not "
                                 "match.",
+                                hint="The file is damaged or was not written by safetensors; download it again.")
+        if _bits(tensor) is None:
+            raise BadCheckpoint(f"{file}: the header gives tensor '{_shown(tensor.name)}' the shape "
+                                f"{list(tensor.shape)}, too large to count in 64 bits; safetensors refuses it.",
                                 hint="The file is damaged or was not written by safetensors; download it again.")
         if tensor.data_start != position:
             raise BadCheckpoint(f"{file}: the header's byte ranges overlap or leave gaps (at tensor "
@@ -241,17 +313,16 @@ def _read_weight_map(index_path: Path) -> dict[str, str]:
 
 
 def checkpoint_from_hub(metadata) -> CheckpointIndex:
-    """Index a Hub repository's safetensors weights from huggingface_hub's parsed headers."""
+    """Index a Hub repository's safetensors weights from huggingface_hub's parsed headers, checked as local
+    headers are (huggingface_hub keeps whatever dtype and __metadata__ a header names)."""
     tensors: dict[str, TensorInfo] = {}
     for file, file_meta in metadata.files_metadata.items():
-        in_file = []
-        for name, info in file_meta.tensors.items():
-            start, end = info.data_offsets
-            if not all(_is_count(v) for v in (start, end, *info.shape)):
-                raise BadCheckpoint(f"{file} has a corrupt entry for tensor '{_shown(name)}' in its header.")
-            in_file.append(TensorInfo(name, tuple(info.shape), info.dtype, file, start, end - start))
-        check_layout(in_file, file)
-        tensors.update((t.name, t) for t in in_file)
+        header = {name: {"dtype": info.dtype, "shape": info.shape, "data_offsets": list(info.data_offsets)}
+                  for name, info in file_meta.tensors.items()}
+        _check_metadata(file_meta.metadata, file)
+        in_file = _tensors_from_header(header, file, data_base=0)
+        check_layout(in_file.values(), file)
+        tensors.update(in_file)
     return CheckpointIndex("safetensors", tuple(sorted(metadata.files_metadata)), tensors, "hub", None)
 
 

@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek import __version__
-from t5peek.commands import arch, attend, budget, generate, info, lens, params, trace
-from t5peek.output import Terminated
+from t5peek.commands import arch, attend, budget, generate, info, knockout, lens, params, patch, trace
+from t5peek.output import MAX_WIDTH, MIN_WIDTH, Terminated
 from t5peek.usage import Group
 
 HELP = """See inside Hugging Face encoder-decoder models (T5, flan-t5, BART, Marian, mT5, Pegasus, ...).
@@ -27,14 +27,17 @@ Examples:
   t5peek lens -m demo "translate English to Spanish: the red house" --step 1
   t5peek attend -m demo "translate English to Spanish: the red house" --step 1
   t5peek budget google/flan-t5-base --mode train --batch 8 --source 512
+  t5peek patch -m demo "translate English to Spanish: the cat" --noise 6:7
+  t5peek knockout -m demo "translate English to German: the cat" --sweep self
 
 MODEL is a Hub id, a local folder, or 'demo' (a small T5 that ships with t5peek and works offline).
 
 Exit codes: 0 ok, 1 runtime error, 2 usage error, 3 refused for safety, 130 interrupted, 143 terminated.
 """
 
-EPILOG = """Environment: T5PEEK_ASCII=1 prints ASCII only (no box drawing, arrows or shades), as t5peek does by itself
-when the terminal is not UTF-8; NO_COLOR=1 prints no colours or other escape codes; COLUMNS sets the width.
+EPILOG = f"""Environment: T5PEEK_ASCII=1 prints ASCII only (no box drawing, arrows or shades), as t5peek does by itself
+when the terminal is not UTF-8; NO_COLOR=1 prints no colours or other escape codes; COLUMNS sets the width, from
+{MIN_WIDTH} to {MAX_WIDTH} (a narrower or wider COLUMNS or terminal gets {MIN_WIDTH} or {MAX_WIDTH}).
 """
 
 
@@ -68,6 +71,8 @@ app.command("generate", help=generate.HELP)(generate.generate_command)
 app.command("lens", help=lens.HELP)(lens.lens_command)
 app.command("attend", help=attend.HELP)(attend.attend_command)
 app.command("budget", help=budget.HELP)(budget.budget_command)
+app.command("patch", help=patch.HELP)(patch.patch_command)
+app.command("knockout", help=knockout.HELP)(knockout.knockout_command)
 
 
 def main() -> None:

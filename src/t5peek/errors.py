@@ -71,18 +71,46 @@ class Refused(T5PeekError):
 
 
 _TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{8,}")
+# The credentials a URL carries (HF_ENDPOINT=http://user:pw@host/?token=...): what comes before the host's `@`,
+# and the value of a query parameter whose name says token, key, password or signature.
+_URL_USERINFO = re.compile(r"(?<=://)[^/?#\s'\"<>]+@")
+_SECRET_NAME = re.compile(r"token|key|secret|passw|pwd|^sig$|signature|credential|^auth", re.IGNORECASE)
+_URL_PARAMETER = re.compile(r"(?<=[?&;])([\w.~%-]+)=([^&;#\s'\"<>]*)")
+_AUTHORIZATION = re.compile(r"(authorization['\"]?\s*[:=]\s*['\"]?(?:basic |bearer |token )?)[^\s'\",;)}]+",
+                            re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """Remove anything that looks like a Hugging Face token, and the token itself wherever it is kept: HF_TOKEN
-    and the token file huggingface_hub reads (HF_TOKEN_PATH, or `token` in HF_HOME), whatever its shape."""
+    """Remove anything that looks like a Hugging Face token or a credential in a URL, and the token itself
+    wherever it is kept: HF_TOKEN and the token file huggingface_hub reads (HF_TOKEN_PATH, or `token` in HF_HOME),
+    whatever its shape; and the password or secret parameters in HF_ENDPOINT."""
     for secret in _secrets():
         text = text.replace(secret, "***")
+    text = _URL_USERINFO.sub("***@", text)
+    text = _URL_PARAMETER.sub(lambda found: f"{found[1]}=***" if _SECRET_NAME.search(found[1]) else found[0], text)
+    text = _AUTHORIZATION.sub(r"\1***", text)
     return _TOKEN_PATTERN.sub("hf_***", text)
+
+
+def _endpoint_secrets() -> list[str]:
+    """HF_ENDPOINT's password and secret parameters, as written and decoded, and the Basic credentials a client
+    sends for its user and password."""
+    import base64
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    try:
+        parts = urlsplit(os.environ.get("HF_ENDPOINT", "").strip())
+        found = [parts.password or "", *(value for name, value in parse_qsl(parts.query) if _SECRET_NAME.search(name))]
+    except ValueError:  # not a URL that urllib can read (a bad port, an unclosed bracket)
+        return []
+    if parts.password:
+        found.append(base64.b64encode(f"{unquote(parts.username or '')}:{unquote(parts.password)}".encode()).decode())
+    return found + [unquote(secret) for secret in found]
 
 
 def _secrets() -> list[str]:
     found = [os.environ.get(name, "").strip() for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")]
+    found += _endpoint_secrets()
     home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
     path = os.path.expanduser(os.environ.get("HF_TOKEN_PATH") or os.path.join(home, "token"))
     try:

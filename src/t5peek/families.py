@@ -28,6 +28,13 @@ PRE_NORM, POST_NORM = "pre-norm", "post-norm"
 # LongT5), or whenever the embeddings are tied (umT5, Switch).
 NEVER, SCALE_DECODER_OUTPUTS, WHEN_TIED = "never", "scale_decoder_outputs", "when tied"
 
+# What the encoder's self-attention computes (budget counts each one's matrix products and saved tensors): every token
+# against every token; LongT5's blocks of local_radius + 1 tokens against their block and its two neighbours (with
+# transient-global side keys when encoder_attention_type says so); LED's sliding window over chunks; BigBird's
+# block-sparse pattern (full attention when the source is too short for it); PEGASUS-X's blocks plus global tokens.
+DENSE, BLOCK_LOCAL, SLIDING_WINDOW, BLOCK_SPARSE, GLOBAL_LOCAL = (
+    "dense", "block-local", "sliding-window", "block-sparse", "global-local")
+
 _PARALLEL_STREAMS = "ProphetNet's decoder predicts n future tokens in parallel streams, which {} does not follow"
 
 
@@ -43,7 +50,7 @@ class Family:
     final_norm: str | None = None  # the BART-style decoder's norm after its last layer, when it has one
     rescale: str = NEVER  # T5-style only: NEVER, SCALE_DECODER_OUTPUTS or WHEN_TIED
     attend_refused: str | None = None  # why `attend` does not recompute this family's attention
-    sparse_encoder: bool = False  # local, sliding-window or block-sparse encoder attention
+    encoder_attention: str = DENSE  # DENSE, BLOCK_LOCAL, SLIDING_WINDOW, BLOCK_SPARSE or GLOBAL_LOCAL
     relative_bias_every_block: bool = False  # umT5: a relative bias table in every block, not only the first
     experts_per_token: int = 1  # mixture of experts: how many experts transformers' router sends a token to
     budget_measured: bool = False  # every budget row checked against measurement (tests/test_budget_oracle.py)
@@ -79,7 +86,8 @@ _ROWS = (
     _t5("t5", SCALE_DECODER_OUTPUTS, budget_measured=True),
     _t5("mt5", NEVER, _GATED_GELU),
     _t5("umt5", WHEN_TIED, _GATED_GELU, relative_bias_every_block=True),
-    _t5("longt5", SCALE_DECODER_OUTPUTS, sparse_encoder=True,
+    _t5("longt5", SCALE_DECODER_OUTPUTS, {"local_radius": 127, "global_block_size": 16,
+                                          "encoder_attention_type": "local"}, encoder_attention=BLOCK_LOCAL,
         attend_refused="its encoder attends within local windows (and transient global blocks), not to every token"),
     Family("switch_transformers", T5_STYLE, RELATIVE, embedding_base="", lens_norm=PRE_NORM, rescale=WHEN_TIED,
            experts_per_token=1, defaults={"dropout_rate": 0.1, "d_kv": 64, "dense_act_fn": "relu"}),
@@ -91,15 +99,18 @@ _ROWS = (
           lens_norm=PRE_NORM, final_norm="layer_norm"),
     _bart("blenderbot", LEARNED, embedding_base="model", lens_norm=PRE_NORM, final_norm="layer_norm"),
     _bart("blenderbot-small", LEARNED, lens_norm=POST_NORM),
-    _bart("led", LEARNED, embedding_base="led", lens_norm=POST_NORM, sparse_encoder=True,
+    _bart("led", LEARNED, {"attention_window": 512}, embedding_base="led", lens_norm=POST_NORM,
+          encoder_attention=SLIDING_WINDOW,
           attend_refused="its encoder attends within a sliding window (Longformer attention), not to every token"),
     _bart("plbart", LEARNED, {"attention_dropout": 0.1}, embedding_base="model", lens_norm=POST_NORM),
     _bart("mvp", LEARNED, lens_norm=POST_NORM, attend_refused="its attention can prepend learned prompt keys and "
                                                                "values"),
-    _bart("pegasus_x", SINUSOIDAL, lens_norm=PRE_NORM, final_norm="layer_norm", sparse_encoder=True,
+    _bart("pegasus_x", SINUSOIDAL, {"block_size": 512, "num_global_tokens": 32, "stagger_local_blocks": True},
+          lens_norm=PRE_NORM, final_norm="layer_norm", encoder_attention=GLOBAL_LOCAL,
           attend_refused="its encoder attends within blocks plus global tokens, not to every token"),
-    _bart("bigbird_pegasus", LEARNED, {"activation_function": "gelu_new"}, lens_norm=PRE_NORM,
-          final_norm="layernorm_embedding", sparse_encoder=True,
+    _bart("bigbird_pegasus", LEARNED, {"activation_function": "gelu_new", "attention_type": "block_sparse",
+                                       "block_size": 64, "num_random_blocks": 3}, lens_norm=PRE_NORM,
+          final_norm="layernorm_embedding", encoder_attention=BLOCK_SPARSE,
           attend_refused="its encoder's block-sparse attention is not one softmax over every token"),
     _bart("nllb-moe", SINUSOIDAL, {"attention_dropout": 0.1, "activation_function": "relu"}, experts_per_token=2),
     Family("fsmt", OTHER_STYLE, SINUSOIDAL, defaults={**_BART_DEFAULTS, "activation_function": "relu"}),

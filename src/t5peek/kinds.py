@@ -42,6 +42,7 @@ class Rule(_Name):
     SAMPLED = "sampled"
     BEAM = "beam"
     BEAM_SAMPLE = "beam sample"
+    FORCED = "forced"  # generate --force STEP=TOKEN
 
 
 class View(_Name):

@@ -9,12 +9,13 @@ Levels, cheapest first:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t5peek import anatomy, dtypes, families, hub, placement
+from t5peek import anatomy, dtypes, families, hub, names, nan_weights, placement
 from t5peek.checkpoint import CheckpointIndex, checkpoint_from_hub, read_local_checkpoint, weights_present
 from t5peek.errors import BadCheckpoint, ModelNotFound, Refused, T5PeekError, UnsupportedModel, UsageError
 from t5peek.checkpoint import same_stored_values
@@ -54,33 +55,37 @@ class ResolvedModel:
         return self.folder
 
 
-def _looks_like_path(name: str) -> bool:
-    return name.startswith((".", "/", "~", "\\")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
-
-
 def resolve_model(name: str, revision: str | None = None, offline: bool = False,
                   refresh: bool = False) -> ResolvedModel:
     """Find the folder that holds MODEL's config.json; for a Hub id, the cache first, else config.json only."""
     if not name or not name.strip():
-        raise UsageError("The model name is empty.")
+        raise UsageError("The model name is empty.",
+                         hint="Give a Hub id (org/name), a model folder, or 'demo' for the bundled model.")
     if name == DEMO_NAME:
         if not (DEMO_FOLDER / "config.json").is_file():
             raise ModelNotFound("The bundled demo model is missing from this installation.",
                                 hint="Reinstall t5peek.")
         return ResolvedModel(name, "bundled demo", DEMO_FOLDER)
-    path = Path(name).expanduser()
-    if path.is_dir():
+    path, kind = names.on_disk(name)
+    if kind == names.FOLDER:
         if not (path / "config.json").is_file():
-            raise ModelNotFound(f"The folder '{name}' has no config.json: it is not a transformers model.")
-        return ResolvedModel(name, "local folder", path)
-    if path.exists():
-        raise UsageError(f"'{name}' is a file; MODEL must be a model folder or a Hub id.")
-    if _looks_like_path(name):
-        raise ModelNotFound(f"The folder '{name}' does not exist.")
+            raise ModelNotFound(f"The folder '{names.shown(name)}' has no config.json: it is not a transformers "
+                                "model.")
+        return ResolvedModel(name, "local folder", path, warnings=names.shadowing(name, path))
+    if kind == names.FILE:
+        raise UsageError(f"'{names.shown(name)}' is a file; MODEL must be a model folder or a Hub id.")
+    if names.looks_like_path(name):
+        if kind == names.TOO_LONG:
+            raise UsageError(f"'{names.shown(name)}' is too long for a path on this system.")
+        raise ModelNotFound(f"The folder '{names.shown(name)}' does not exist.")
     offline = hub.offline_requested(offline)
     if offline:
         hub.go_offline()
-    found = hub.fetch_config(name, revision, offline, refresh)
+    try:
+        found = hub.fetch_config(name, revision, offline, refresh)
+    except T5PeekError as exc:
+        names.quote_short(exc, name)
+        raise
     offline = offline or hub.offline_requested()
     return ResolvedModel(name, "Hub cache" if found.from_cache else "Hub", found.folder, name, revision,
                          found.commit, offline, (found.warning,) if found.warning else ())
@@ -199,14 +204,24 @@ def resolve_dtype(dtype: str, device: str, checkpoint: CheckpointIndex | None, w
 
 def transformers_config(resolved: ResolvedModel):
     """transformers' config object for MODEL (never with remote code)."""
+    from huggingface_hub.errors import StrictDataclassError
     from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(str(resolved.folder), trust_remote_code=False)
-    except (ValueError, KeyError, TypeError, OSError) as exc:
-        raise BadCheckpoint(f"transformers cannot read the config of '{resolved.name}': "
-                            f"{str(exc).splitlines()[0]}") from exc
+    except (ValueError, KeyError, TypeError, OSError, StrictDataclassError) as exc:
+        raise BadCheckpoint(f"transformers cannot read the config of '{resolved.name}': {one_line(exc)}") from exc
     return config
+
+
+def one_line(exc: BaseException, most: int = 200) -> str:
+    """A library's message in one line: its first, and the next too where the first only announces it (as
+    transformers' strict config checks do: "Validation error for field 'x':")."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    text = " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+    return text if len(text) <= most else text[:most] + "…"
 
 
 def untied_names(raw_config: dict, checkpoint: CheckpointIndex, tied: dict[str, str]) -> set[str]:
@@ -282,8 +297,11 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
         placement.check_memory(resolved.name, headers, torch_dtype, device, run_peak, run_what)
     resolved = download_weights(resolved, allow_pickle)
     checkpoint = read_local_checkpoint(resolved.folder, resolved.root)
-    if checkpoint.format == "pickle" and not allow_pickle:
-        raise Refused(f"'{resolved.name}' has only pickle weights ({checkpoint.files[0]}), which can run code "
+    pickles = list(checkpoint.files) if checkpoint.format == "pickle" else []
+    if checkpoint.format == "none":
+        pickles = _pickles_on_hub(resolved)  # listed on the Hub, left there without --allow-pickle
+    if pickles and not allow_pickle:
+        raise Refused(f"'{resolved.name}' has only pickle weights ({pickles[0]}), which can run code "
                       "when loaded; refusing.", hint="Pass --allow-pickle to read them with torch's "
                       "weights_only loader, which refuses code.")
     if checkpoint.format == "none":
@@ -297,11 +315,20 @@ def load_model(resolved: ResolvedModel, *, device: str = "cpu", dtype: str = "au
     elif device != "cpu":
         model.to(device)
     if checkpoint.format == "safetensors":
-        check_finite_stored(resolved.name, checkpoint)
+        nan_weights.check_stored(resolved.name, checkpoint)
     else:
-        check_finite(resolved.name, model)
+        nan_weights.check_loaded(resolved.name, model)
     tokenizer = load_tokenizer(resolved) if with_tokenizer else None
     return LoadedModel(resolved, raw_config, checkpoint, model, tokenizer, device, torch_dtype)
+
+
+def _pickles_on_hub(resolved: ResolvedModel) -> list[str]:
+    """The pickle weights a Hub repo lists, which are not downloaded without --allow-pickle."""
+    if resolved.repo_id is None:
+        return []
+    files = hub.listed_files(resolved.repo_id, resolved.commit or resolved.folder.name) or []
+    return [name for name in files if any(fnmatch.fnmatch(name, pattern) for pattern in _PICKLE_PATTERNS)
+            and name.endswith(".bin")]
 
 
 def _warn_disk_offload(model, warn) -> None:
@@ -312,51 +339,6 @@ def _warn_disk_offload(model, warn) -> None:
         shown = ", ".join(name or "the whole model" for name in on_disk[:3]) + (" ..." if len(on_disk) > 3 else "")
         warn(f"what does not fit in --max-memory is offloaded to disk ({shown}); every forward pass reads it back "
              "from a temporary folder, which is slow.")
-
-
-def check_finite(name: str, model) -> None:
-    """Name the first weight holding NaN or inf: such a checkpoint cannot produce anything meaningful."""
-    for param_name, param in model.named_parameters():
-        if param.device.type == "meta":  # offloaded: checked by accelerate when it is brought in
-            continue
-        if param.is_floating_point():
-            _refuse_non_finite(name, param_name, param)
-
-
-def _refuse_non_finite(name: str, tensor_name: str, values) -> None:
-    import torch
-
-    if not bool(torch.isfinite(values).all()):
-        kind = "NaN" if bool(torch.isnan(values).any()) else "inf"
-        raise BadCheckpoint(f"The weight {tensor_name} of '{name}' contains {kind} values.",
-                            hint="The checkpoint is corrupt or was saved after a diverged training run.")
-
-
-def check_finite_stored(name: str, checkpoint: CheckpointIndex, chunk_bytes: int = 8 << 20) -> None:
-    """The same check, on the files: plain reads in small chunks, so the model's memory-mapped
-    weights are not all paged into this process just to be checked."""
-    import torch
-
-    dtypes = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-    buffer = bytearray(chunk_bytes)
-    by_file: dict[str, list] = {}
-    for tensor in checkpoint.tensors.values():
-        if tensor.dtype in dtypes:
-            by_file.setdefault(tensor.file, []).append(tensor)
-    for file, tensors in by_file.items():
-        with open(checkpoint.folder / file, "rb") as handle:
-            for tensor in sorted(tensors, key=lambda t: t.data_start):
-                dtype = dtypes[tensor.dtype]
-                step = chunk_bytes - chunk_bytes % torch.empty((), dtype=dtype).element_size()
-                handle.seek(tensor.data_start)
-                left = tensor.nbytes
-                while left > 0:
-                    count = handle.readinto(memoryview(buffer)[:min(step, left)])
-                    if not count:
-                        raise BadCheckpoint(f"{file} is truncated inside tensor {tensor.name}.")
-                    values = torch.frombuffer(buffer, dtype=dtype, count=count // dtype.itemsize)
-                    _refuse_non_finite(name, tensor.name, values)
-                    left -= count
 
 
 def _offload_folder() -> str:
@@ -411,11 +393,14 @@ def load_tokenizer(resolved: ResolvedModel):
     if not any((resolved.folder / name).is_file() for name in _TOKENIZER_FILES):
         raise BadCheckpoint(f"'{resolved.name}' has no tokenizer files ({', '.join(_TOKENIZER_FILES[:4])}, …): "
                             "without its own tokenizer, text cannot become the ids the model was trained on.")
+    from huggingface_hub.errors import StrictDataclassError
+
     try:
         return AutoTokenizer.from_pretrained(str(resolved.folder), trust_remote_code=False)
+    except StrictDataclassError as exc:  # the tokenizer reads config.json, and transformers refuses it
+        raise BadCheckpoint(f"transformers cannot read the config of '{resolved.name}': {one_line(exc)}") from exc
     except Exception as exc:  # noqa: BLE001 - any tokenizer failure is one message
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadCheckpoint(f"The tokenizer of '{resolved.name}' cannot be loaded: {message}") from exc
+        raise BadCheckpoint(f"The tokenizer of '{resolved.name}' cannot be loaded: {one_line(exc)}") from exc
 
 
 def quiet_libraries() -> None:

@@ -45,8 +45,10 @@ DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Compute dtype; auto ke
                                          "(float32 on the CPU for float16 checkpoints).", case_sensitive=False)]
 AllowPickleOpt = Annotated[bool, typer.Option("--allow-pickle", help="Accept pytorch_model.bin, read with "
                                               "torch's weights_only loader (code in it is refused).")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Load even when the weights look too big for the "
-                                        "memory available.")]
+MEMORY_CHECK_HELP = "Load even when the weights look too big for the memory available."
+ForceOpt = Annotated[bool, typer.Option("--skip-memory-check", "--force", help=MEMORY_CHECK_HELP + " (--force is its "
+                                        "old name, kept everywhere but on generate, where --force forces a token).")]
+SkipMemoryCheckOpt = Annotated[bool, typer.Option("--skip-memory-check", help=MEMORY_CHECK_HELP)]
 DeviceMapOpt = Annotated[Optional[str], typer.Option("--device-map", help="'auto' splits the model over GPUs, "
                                                    "the CPU and disk with accelerate.")]
 MaxMemoryOpt = Annotated[Optional[list[str]], typer.Option("--max-memory", metavar="DEVICE=SIZE",
@@ -60,7 +62,8 @@ def model_name(model_arg: str | None, model_opt: str | None) -> str:
     """MODEL may come as the positional argument or as --model; the default is the Hub's flan-t5-base."""
     if model_arg and model_opt and model_arg != model_opt:
         raise UsageError(f"MODEL given twice ('{model_arg}' and --model '{model_opt}'); give it once.")
-    return model_arg or model_opt or DEFAULT_MODEL
+    given = model_arg if model_arg is not None else model_opt
+    return DEFAULT_MODEL if given is None else given  # an empty MODEL is refused by name, not replaced
 
 
 def open_model(name: str, out, *, revision: str | None = None, offline: bool = False, refresh: bool = False,

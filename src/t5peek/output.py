@@ -17,18 +17,23 @@ from rich.markup import escape
 
 from t5peek.errors import ExitCode, T5PeekError, redact
 from t5peek.jsonable import document, error_document
-from t5peek.render.format import SafeConsole
+from t5peek.render.format import INVISIBLE, SafeConsole, visible
+
+# The widths t5peek lays its output out in, whatever COLUMNS or the terminal say: narrower, almost nothing fits on
+# a line; wider, padded lines and grids grow without bound (COLUMNS=100000 made a trace of megabytes).
+MIN_WIDTH, MAX_WIDTH = 40, 250
 
 
-def _width() -> int | None:
-    """COLUMNS when it is a positive number, else the terminal's width (80 when there is none); None when COLUMNS
-    is unset, for rich to ask the terminal itself. COLUMNS=0 would otherwise make rich print nothing at all."""
-    columns = os.environ.get("COLUMNS")
-    if columns is None:
-        return None
-    if columns.strip().isdigit() and int(columns) > 0:
-        return int(columns)
-    for descriptor in (0, 1, 2):
+def _width() -> int:
+    """COLUMNS when it is a positive number, else the terminal's width (80 when there is none), within MIN_WIDTH
+    and MAX_WIDTH. COLUMNS=0 would otherwise make rich print nothing at all."""
+    columns = os.environ.get("COLUMNS", "")
+    return min(max(int(columns) if columns.strip().isdigit() and int(columns) > 0 else _terminal_width(),
+                   MIN_WIDTH), MAX_WIDTH)
+
+
+def _terminal_width() -> int:
+    for descriptor in (0, 1, 2):  # as rich asks: the first standard stream that is a terminal
         try:
             if (size := os.get_terminal_size(descriptor).columns) > 0:
                 return size
@@ -206,7 +211,9 @@ class _Stdout:
 
 
 class _PipeFriendlyConsole(SafeConsole):
-    """A reader that stops early (`t5peek arch | head`) ends the command quietly, with success."""
+    """A closed pipe raises BrokenPipeError, where rich would exit 1 (pointing stdout at /dev/null, even from
+    stderr). On stdout, a reader that stops early (`t5peek arch | head`) ends the command quietly, with success;
+    on stderr, the messages are left unsaid and the exit code stays the one the run earned."""
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
@@ -220,7 +227,7 @@ class Output:
         self.json_mode = json_mode
         self.command = command
         self.console = _console(_Stdout(sys.stdout), _PipeFriendlyConsole, soft_wrap=False)
-        self.err = _console(sys.stderr, soft_wrap=True)
+        self.err = _console(sys.stderr, _PipeFriendlyConsole, soft_wrap=True)
 
     def emit(self, record, render: Callable[[object, Console], None] | None) -> None:
         if self.json_mode:
@@ -229,10 +236,10 @@ class Output:
             render(record, self.console)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]warning:[/] {escape(redact(message))}", markup=True, highlight=False)
+        _to_stderr(self.err, f"[yellow]warning:[/] {_shown(message)}")
 
     def note(self, message: str) -> None:
-        self.err.print(f"[dim]{escape(redact(message))}[/]", markup=True, highlight=False)
+        _to_stderr(self.err, f"[dim]{_shown(message)}[/]")
 
     @contextlib.contextmanager
     def progress(self, message: str) -> Iterator[None]:
@@ -249,17 +256,44 @@ class Output:
 
 
 def fail(output_err: Console | None, message: str, hint: str | None = None) -> None:
-    err = output_err or _console(sys.stderr)
-    line = f"[bold red]error:[/] {escape(redact(message))}"
-    err.print(line, markup=True, highlight=False, soft_wrap=True)
-    if hint:
-        err.print(f"  [dim]hint:[/] {escape(redact(hint))}", markup=True, highlight=False, soft_wrap=True)
+    err = output_err or _console(sys.stderr, _PipeFriendlyConsole)
+    _to_stderr(err, f"[bold red]error:[/] {_shown(message)}", *([f"  [dim]hint:[/] {_shown(hint)}"] if hint else []))
+
+
+def _shown(message: str) -> str:
+    """A message as one line of markup: no secrets, and what a model file put in it (a name, a config value) with
+    its control and invisible characters as escapes, `\\x1b` or `\\u202e`, and its brackets as text."""
+    return escape(visible(redact(message)))
+
+
+def _to_stderr(err: Console, *lines: str) -> None:
+    """Lines of markup on stderr. A stderr that cannot take them (a closed pipe, a full disk) says nothing more,
+    and changes no exit code: messages then go to /dev/null."""
+    try:
+        for line in lines:
+            err.print(line, markup=True, highlight=False, soft_wrap=True)
+    except (OSError, ValueError):
+        _silence(2)
 
 
 def _write_json(data: dict) -> None:
     stdout = _Stdout(sys.stdout)
-    stdout.write(json.dumps(data, ensure_ascii=_needs_fallback(sys.stdout), indent=2) + "\n")
+    stdout.write(_json_text(data) + "\n")
     stdout.flush()
+
+
+def _json_text(data: dict) -> str:
+    """A JSON document as t5peek prints it: ASCII where stdout cannot take UTF-8, and every control or invisible
+    character (C1 controls, bidirectional overrides) as a \\uXXXX escape, which reads back as the same string."""
+    return INVISIBLE.sub(_json_escape, json.dumps(data, ensure_ascii=_needs_fallback(sys.stdout), indent=2))
+
+
+def _json_escape(found: re.Match) -> str:
+    char = found[0]
+    if char < " ":  # json.dumps escaped those in strings: these are the newlines of the layout
+        return char
+    units = char.encode("utf-16-be", "surrogatepass")
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}" for i in range(0, len(units), 2))
 
 
 def cli_command(func: Callable) -> Callable:
@@ -350,14 +384,22 @@ def _show_traceback(debug: bool) -> None:
         return
     import traceback
 
-    sys.stderr.write(redact("".join(traceback.format_exc())))
-    sys.stderr.flush()
+    try:
+        sys.stderr.write(visible(redact("".join(traceback.format_exc())), keep="\n\t"))
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        _silence(2)
 
 
 def _silence_stdout() -> None:
     """After a closed pipe or a failed write, point stdout at /dev/null so Python's exit-time flush stays quiet."""
+    _silence(1)
+
+
+def _silence(stream_number: int) -> None:
+    """Point standard output (1) or standard error (2) at /dev/null, so that Python's exit-time flush stays quiet."""
     try:
-        descriptor = sys.stdout.fileno()
+        descriptor = (sys.stdout if stream_number == 1 else sys.stderr).fileno()
     except (AttributeError, OSError, ValueError):  # closed from the start: cli.main put /dev/null there
         return
     try:

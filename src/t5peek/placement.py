@@ -100,10 +100,29 @@ def device_map_kwargs(device_map: str | None, max_memory: dict | None, offload_f
         import accelerate  # noqa: F401
     except ImportError:
         raise UsageError("--device-map and --max-memory need accelerate: pip install accelerate") from None
+    if max_memory is not None:
+        check_devices(max_memory)
     kwargs: dict = {"device_map": device_map or "auto", "offload_folder": offload_folder()}
     if max_memory is not None:
         kwargs["max_memory"] = {k: v for k, v in max_memory.items()}
     return kwargs
+
+
+def check_devices(max_memory: dict) -> None:
+    """Every device --max-memory names for loading must be on this machine (planning a split, as info and params
+    do, may name any)."""
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in max_memory:
+        if isinstance(device, int) and device >= gpus:
+            have = f"has GPUs 0 to {gpus - 1}" if gpus > 1 else "has only GPU 0" if gpus else "has no CUDA GPU"
+            raise UsageError(f"--max-memory names GPU {device}, but this machine {have}.",
+                             hint="Name only the devices this machine has (cpu, disk, a GPU index), or leave "
+                                  "--max-memory out.")
+        if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError("--max-memory names mps, but Apple's MPS is not available on this machine.",
+                             hint="Name only the devices this machine has (cpu, disk, a GPU index).")
 
 
 # ---------------------------------------------------------------- will the weights fit?
@@ -148,8 +167,8 @@ def check_memory(name: str, checkpoint: CheckpointIndex, torch_dtype, device: st
         raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB: {weights / gib:.1f} GiB for its weights "
                               f"and {(run_peak - weights) / gib:.1f} GiB for the caches and activations of "
                               f"{run_what}, but only {free / gib:.1f} GiB is free on {device}.",
-                              hint="Try a shorter prompt, fewer new tokens or beams, --dtype bfloat16, or --force "
-                              "to try anyway; `t5peek budget` shows where the memory goes.")
+                              hint="Try a shorter prompt, fewer new tokens or beams, --dtype bfloat16, or "
+                              "--skip-memory-check to try anyway; `t5peek budget` shows where the memory goes.")
     raise NotEnoughMemory(f"'{name}' needs about {needed / gib:.1f} GiB for its weights, but only "
                           f"{free / gib:.1f} GiB is free on {device}.",
-                          hint="Try --dtype bfloat16, a smaller model, or --force to try anyway.")
+                          hint="Try --dtype bfloat16, a smaller model, or --skip-memory-check to try anyway.")

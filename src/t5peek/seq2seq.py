@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from t5peek import anatomy, families
-from t5peek.errors import UnsupportedModel, UsageError
+from t5peek.errors import BadCheckpoint, UnsupportedModel, UsageError
 from t5peek.loading import DEMO_NAME
 
 _SANE_MAX_LENGTH = 1_000_000  # tokenizers without a limit report int(1e30)
@@ -191,6 +191,21 @@ def check_new_tokens(raw: dict, name: str, count: int, option: str, tokenizer, w
 # ---------------------------------------------------------------------------------------------- the model
 
 
+def vocabulary_size(model) -> int:
+    """The token ids the decoder can read and its logits cover: rows of its input embedding and of the output head
+    (the fewer, where they differ), as built by transformers (meta-device models too)."""
+    sizes = [module.weight.shape[0] for module in (model.get_output_embeddings(), _decoder_embedding(model))
+             if module is not None and getattr(module, "weight", None) is not None]
+    return int(min(sizes)) if sizes else int(model.config.get_text_config(decoder=True).vocab_size)
+
+
+def _decoder_embedding(model):
+    try:
+        return model.get_decoder().get_input_embeddings()
+    except (AttributeError, NotImplementedError):
+        return model.get_input_embeddings()
+
+
 def decoder_start_id(model) -> int:
     for source in (getattr(model, "generation_config", None), model.config):
         value = getattr(source, "decoder_start_token_id", None) if source is not None else None
@@ -214,7 +229,14 @@ def eos_ids(model) -> set[int]:
 
 
 def shift_right(model, labels):
-    """The decoder input for teacher forcing: the model's own shift (start token, then labels[:-1])."""
+    """The decoder input for teacher forcing: the model's own shift (start token, then labels[:-1]), which reads
+    config.json's decoder_start_token_id and pad_token_id (checked against the vocabulary before loading)."""
+    for key in ("decoder_start_token_id", "pad_token_id"):
+        value = getattr(model.config, key, None)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise BadCheckpoint(f"The model's config.json sets no {key}, which teacher forcing (--target) needs: "
+                                "the model shifts the target right behind its start token, padding with the pad "
+                                "token.", hint=f"Set {key} in config.json.")
     if hasattr(model, "prepare_decoder_input_ids_from_labels"):
         return model.prepare_decoder_input_ids_from_labels(labels=labels)
     if hasattr(model, "_shift_right"):

@@ -1,6 +1,6 @@
 """One MODEL, read once, in the one safe order.
 
-    resolve → config.json → safetensors headers → tokenizer → (memory check) → weights
+    resolve → config.json → safetensors headers → tokenizer → generation settings → (memory check) → weights
 
 Each step runs the first time something asks for it and is kept: a command that needs only the headers
 never touches torch, and a command that loads weights checks that they fit before any weight is downloaded.
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, ContextManager
 
-from t5peek import anatomy, loading
+from t5peek import anatomy, generation_file, loading, seq2seq
 from t5peek.budget.run import estimate_generate_peak
 from t5peek.checkpoint import CheckpointIndex
 from t5peek.dtypes import compute_dtype, torch_dtype
@@ -70,6 +70,7 @@ class Session:
     warn: Callable[[str], None] = lambda message: None
     progress: Callable[[str], ContextManager] = _no_progress
     _loaded: dict = field(default_factory=dict, init=False, repr=False)  # eager_attention → LoadedModel
+    _generation_checked: bool = field(default=False, init=False, repr=False)
 
     @property
     def name(self) -> str:
@@ -108,20 +109,38 @@ class Session:
             return loading.build_meta_model(self.resolved, self.config, self.checkpoint)
 
     @cached_property
+    def small_files(self) -> ResolvedModel:
+        """MODEL with its small files at hand (tokenizer, generation_config.json; no weights): a Hub model's are
+        downloaded."""
+        return loading.download_tokenizer(self.resolved)
+
+    @cached_property
     def tokenizer(self):
         """The tokenizer; for a Hub model only its small files are downloaded, never the weights."""
         with self.progress("Loading the tokenizer…"):
             loading.quiet_libraries()
-            return loading.load_tokenizer(loading.download_tokenizer(self.resolved))
+            return loading.load_tokenizer(self.small_files)
+
+    def check_generation_files(self) -> None:
+        """generation_config.json (config.json's settings without it) checked against what generate() accepts and
+        the model's vocabulary, once, before any weight loads (t5peek.generation_file)."""
+        if self._generation_checked:
+            return
+        with self.progress("Reading the generation settings…"):
+            folder = self.small_files.folder
+            vocabulary = seq2seq.vocabulary_size(self.meta_model)
+        generation_file.check_files(folder, self.config, self.name, vocabulary)
+        self._generation_checked = True
 
     def weights(self, eager_attention: bool = True, run: RunShape | None = None):
         """The model with real weights (loaded once): the memory check comes before any weight download, and
         counts the caches and activations of `run` when given."""
         if eager_attention in self._loaded:
             return self._loaded[eager_attention]
+        self.check_generation_files()
         run_peak = self._run_peak(run) if run is not None and not self.run.force else None
         with self.progress(f"Loading the weights of {self.name}…"):
-            loaded = loading.load_model(self.resolved, device=self.run.device, dtype=self.run.dtype,
+            loaded = loading.load_model(self.small_files, device=self.run.device, dtype=self.run.dtype,
                                         allow_pickle=self.run.allow_pickle, eager_attention=eager_attention,
                                         with_tokenizer=False, force=self.run.force,
                                         device_map=self.run.device_map, max_memory=self.run.max_memory,

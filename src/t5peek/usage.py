@@ -1,5 +1,6 @@
-"""How the command line's usage errors become t5peek's one-line messages: the only module that reaches into
-Typer's and Click's internals (their exception classes, a parameter's type, its choices and bounds).
+"""How the command line's usage errors become t5peek's one-line messages, and shell completion: the only module
+that reaches into Typer's and Click's internals (their exception classes, a parameter's type, its choices and
+bounds, the completion scripts).
 
 Recent Typer releases carry a private copy of Click (`typer._click`); older ones use Click itself. Everything that
 depends on which is here, so a Typer upgrade that moves them again breaks one small module.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import os
 import re
 import sys
 
@@ -30,6 +32,7 @@ class Group(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         self._args = [str(arg) for arg in (sys.argv[1:] if args is None else args)]
+        _complete_the_shell_named(self)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except getattr(click_exceptions, "NoArgsIsHelpError", ()) as exc:
@@ -49,6 +52,23 @@ class Group(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def _main_shell_completion(self, ctx_args, prog_name, complete_var=None):
+        """A completion request (`_T5PEEK_COMPLETE=complete_bash` and what the shell sets beside it) that typer
+        cannot read is one line and exit 2, not a traceback."""
+        variable = complete_var or f"_{prog_name}_COMPLETE".replace("-", "_").upper()
+        instruction = os.environ.get(variable)
+        if not instruction:
+            return
+        problem = _completion_problem(variable, instruction)
+        if problem is None:
+            try:
+                super()._main_shell_completion(ctx_args, prog_name, complete_var)
+                return
+            except Exception as exc:  # noqa: BLE001 - whatever else the environment holds
+                problem = f"Shell completion failed: {type(exc).__name__}: {exc}".rstrip(": ")
+        sys.exit(report_failure("usage", ExitCode.USAGE, problem,
+                                "The script of `t5peek --show-completion SHELL` sets these variables.", None))
 
     # typer turns every KeyboardInterrupt it sees into a silent exit 130; SIGTERM while parsing is reported here.
 
@@ -77,6 +97,98 @@ class Group(TyperGroup):
         except Exception:  # noqa: BLE001 - click's own words are better than a traceback
             message, hint = exc.format_message(), "See `t5peek --help`."
         return report_failure("usage", ExitCode.USAGE, message, hint, (command or "") if _json_asked(args) else None)
+
+
+# ----------------------------------------------------------------------------- shell completion
+
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+_INSTRUCTION = re.compile(rf"(source|complete)_({'|'.join(SHELLS)})")
+
+
+def _completion_problem(variable: str, instruction: str) -> str | None:
+    if not _INSTRUCTION.fullmatch(instruction):
+        return (f"{variable}={instruction!r} is not a completion request; t5peek completes "
+                f"{_or(list(SHELLS))} (complete_bash, source_zsh, ...).")
+    if instruction != "complete_bash":
+        return None
+    for name, what in (("COMP_WORDS", "the words typed so far"), ("COMP_CWORD", "the number of the word completed")):
+        if name not in os.environ:
+            return f"Shell completion for bash needs {name}: {what}."
+    cword = os.environ["COMP_CWORD"]
+    return None if cword.strip().isdigit() else f"COMP_CWORD must be the number of the word completed, not {cword!r}."
+
+
+def _complete_the_shell_named(group) -> None:
+    """`--show-completion zsh`, `--install-completion fish`: the shell named after the option, the current shell
+    when none is. Where typer can detect the shell, its options take no value, so the name was never read and
+    bash got bash's script whatever it named."""
+    for param in group.params:
+        if param.name in ("show_completion", "install_completion"):
+            install = param.name == "install_completion"
+            param.callback = _install_completion if install else _show_completion
+            param.help = (f"{'Install' if install else 'Show'} completion for SHELL when one follows "
+                          f"({_or(list(SHELLS))}), else for the current shell.")
+
+
+def _show_completion(ctx, param, value) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from typer._completion_shared import get_completion_script
+
+    prog_name, variable = _completion_names(ctx)
+    typer.echo(get_completion_script(prog_name=prog_name, complete_var=variable, shell=_shell(ctx, param, value)))
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _install_completion(ctx, param, value) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from typer._completion_shared import install
+
+    prog_name, variable = _completion_names(ctx)
+    shell = _shell(ctx, param, value)
+    try:
+        _, path = install(shell=shell, prog_name=prog_name, complete_var=variable)
+    except (OSError, ValueError, LookupError) as exc:  # no home to write into, no powershell to ask for $profile
+        reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).rstrip(".")
+        where = getattr(exc, "filename", None)
+        raise typer.Exit(report_failure("error", ExitCode.ERROR, f"Cannot install the {shell} completion: {reason}"
+                                        + (f" ({where})." if where else "."), None, None)) from None
+    typer.echo(f"{shell} completion installed in {path}; it takes effect in the next {shell} started.")
+    raise typer.Exit(int(ExitCode.OK))
+
+
+def _completion_names(ctx) -> tuple[str, str]:
+    prog_name = ctx.find_root().info_name or "t5peek"
+    return prog_name, "_{}_COMPLETE".format(prog_name.replace("-", "_").upper())
+
+
+def _shell(ctx, param, value) -> str:
+    """The shell named after the option (as its value, or as the next word), else the one t5peek runs in."""
+    option = param.opts[0]
+    args = getattr(ctx.find_root().command, "_args", [])
+    named = str(getattr(value, "value", value)) if isinstance(value, (str, enum.Enum)) else None
+    if named is None and option in args and args.index(option) + 1 < len(args):
+        following = args[args.index(option) + 1]
+        named = None if following.startswith("-") else following
+    if named is not None and named not in SHELLS:
+        raise typer.Exit(report_failure("usage", ExitCode.USAGE, f"{option} takes {_or(list(SHELLS))}, not "
+                                                                 f"{named!r}.", "See `t5peek --help`.", None))
+    return named or _detected_shell(option)
+
+
+def _detected_shell(option: str) -> str:
+    from typer._completion_shared import _get_shell_name
+
+    try:
+        shell = _get_shell_name()
+    except Exception:  # noqa: BLE001 - shellingham reads /proc or runs ps: anything may fail there
+        shell = None
+    if shell not in SHELLS:
+        raise typer.Exit(report_failure("usage", ExitCode.USAGE,
+                                        f"Cannot tell which shell this is{f' ({shell})' if shell else ''}.",
+                                        f"Name it: t5peek {option} bash (or {_or(list(SHELLS[1:]))}).", None))
+    return shell
 
 
 def _command_in(args: list[str], commands) -> str | None:

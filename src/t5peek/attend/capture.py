@@ -16,7 +16,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from t5peek import seq2seq
+from t5peek import finite, seq2seq
 from t5peek.attend.heads import HeadSite
 from t5peek.errors import UsageError
 from t5peek.probe.hooks import INPUT, OUTPUT, Hook, hooked
@@ -42,6 +42,7 @@ class Decoded:
 
     decoder_ids: tuple[int, ...]  # positions 0..T of the decoder input (start token, then T greedy tokens)
     next_id: int | None  # the token picked at step T (decoder views)
+    nonfinite: tuple[int, str] | None = None  # (step, NaN or inf) of the first step whose logits are not finite
 
 
 @contextmanager
@@ -80,11 +81,16 @@ def run_to_query(model, input_ids, attention_mask, step: int | None, tokenizer=N
             return Decoded((), None)
         eos = seq2seq.eos_ids(model)
         decoder_ids = [seq2seq.decoder_start_id(model)]
+        nonfinite = None
         for passed in decoder_steps(model, encoder_outputs, attention_mask, step + 1):
-            chosen = int(passed.output.logits[0, -1].argmax())
+            logits = passed.output.logits[0, -1]
+            chosen = int(logits.argmax())
+            if nonfinite is None:
+                state = finite.tensor_state(logits)
+                nonfinite = None if state is None else (passed.step, state)
             if passed.step < step and chosen in eos:
                 token = seq2seq.token_strings(tokenizer, [chosen])[0]
                 raise UsageError(f"--step {step} is past the end: greedy decoding writes {token} at step "
                                  f"{passed.step}, so the decoder has a query at steps 0 to {passed.step} only.")
             decoder_ids.append(chosen)
-    return Decoded(tuple(decoder_ids[:-1]), decoder_ids[-1])
+    return Decoded(tuple(decoder_ids[:-1]), decoder_ids[-1], nonfinite)

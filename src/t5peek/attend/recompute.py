@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t5peek import anatomy, families, seq2seq
+from t5peek import anatomy, families, finite, seq2seq
 from t5peek.attend.capture import Captured
 from t5peek.attend.heads import HeadSite, relative_buckets, scaling
 from t5peek.attend.records import AttendReport, AttentionKind, HeadCheck, KeyRow
@@ -96,12 +96,29 @@ def recompute(site: HeadSite, captured: Captured, query: Query, model_type: str,
     contribution = projection @ head_output
     module_weights = captured.weights[0, head, query_row, :count].float()
     module_head_output = captured.projection_input[0, query_row, columns[0]:columns[1]].float()
-    return dict(d_kv=d_kv, q=q, keys=keys, values=values, dot=dot, scaled=scaled, relative=relative,
+    visible = score if mask is None else score[mask > torch.finfo(torch.float32).min / 2]  # a mask may add -inf
+    named = [(f"the hidden state that entered {site.name.rsplit('.', 1)[-1]}", x_query),
+             (_KEY_STATES[kind], x_keys), ("q", q), ("a key k", keys), ("a value v", values), ("q·k", dot),
+             ("a score", visible), ("a weight", weights), ("the head output", head_output),
+             ("the contribution", contribution)]
+    return dict(first_nonfinite=_first_nonfinite(named), d_kv=d_kv, q=q, keys=keys, values=values, dot=dot,
+                scaled=scaled, relative=relative,
                 buckets=buckets, bias=bias, mask=mask, score=score, weights=weights, head_output=head_output,
                 columns=columns, projection_norm=projection.norm(), contribution=contribution,
                 output_norm=captured.output[0, query_row].float().norm(),
                 weights_diff=(module_weights - weights).abs().max(),
                 head_output_diff=(module_head_output - head_output).abs().max())
+
+
+_KEY_STATES = {AttentionKind.CROSS: "the encoder's output its keys and values come from",
+               AttentionKind.DECODER_SELF: "a hidden state its keys and values come from (positions 0..T)",
+               AttentionKind.ENCODER_SELF: "a hidden state its keys and values come from (every source position)"}
+
+
+def _first_nonfinite(named) -> tuple[str, str] | None:
+    """(name, NaN or inf) of the first of the head's numbers, in the order they are computed, that is not finite."""
+    found = finite.first(finite.tensor_states([tensor for _, tensor in named]))
+    return None if found is None else (named[found[0]][0], found[1])
 
 
 def _floats(tensor) -> tuple[float, ...]:

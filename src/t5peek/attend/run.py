@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from t5peek import anatomy, seq2seq
+from t5peek import anatomy, finite, seq2seq
 from t5peek.attend.heads import check_family, check_layer_and_head, config_shape, locate
 from t5peek.attend.records import AttendReport, AttentionKind
 from t5peek.errors import UsageError
@@ -100,7 +100,18 @@ def run_attend(session: Session, request: AttendRequest) -> AttendReport:
                           d_model=int(anatomy.config_value(raw, "d_model")), tokenizer=session.tokenizer)
     notes = [EAGER_NOTE] + ([GREEDY_NOTE] if step is not None else [])
     notes += [CAUSAL_NOTE] if kind is AttentionKind.DECODER_SELF else []
-    return replace(report, notes=tuple(notes))
+    return replace(report, notes=tuple(notes) + _nonfinite_notes(decoded.nonfinite, numbers["first_nonfinite"]))
+
+
+def _nonfinite_notes(logits, head) -> tuple[str, ...]:
+    """generate's sentence on the first decoding step whose logits are not finite, and the first of the head's own
+    numbers that is not finite."""
+    notes = []
+    if logits is not None:
+        notes.append(finite.from_step(logits[0], "logits", logits[1], "the choices are arbitrary"))
+    if head is not None:
+        notes.append(f"In this head the first number that is not finite is {head[0]} ({head[1]}).")
+    return tuple(notes)
 
 
 def _encode(session: Session, request: AttendRequest):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from t5peek.budget import encoder_attention
 from t5peek.budget.shapes import T5_STYLE, ModelShape
 
 FLOAT32 = 4
@@ -34,13 +35,16 @@ def cache_per_position(shape: ModelShape, rows: int, element: int) -> int:
 
 def encoder_transient(shape: ModelShape, batch: int, source: int, element: int) -> int:
     """One encoder layer without autograd: its input and output, and the larger of its attention (queries, keys,
-    values, context, scores and probabilities; T5 keeps its position bias for the whole stack) and its feed-forward."""
-    hidden = 2 * batch * source * shape.d_model * element
-    scores = batch * shape.heads * source * source * element
-    attention = 4 * batch * source * shape.inner * element + 2 * scores
+    values, context, scores and probabilities, as many as its pattern computes on the length it pads to; T5 keeps
+    its position bias for the whole stack) and its feed-forward."""
+    pattern = shape.encoder_attention
+    tokens = encoder_attention.feed_forward_tokens(encoder_attention.effective(pattern, source), source)
+    hidden = 2 * batch * tokens * shape.d_model * element
+    per_sequence = encoder_attention.scores(pattern, shape.heads, source) * element
+    attention = 4 * batch * tokens * shape.inner * element + 2 * batch * per_sequence
     if shape.style == T5_STYLE:
-        attention += shape.heads * source * source * element
-    feed_forward = (3 if shape.gated else 2) * batch * source * shape.encoder_ffn * element
+        attention += per_sequence
+    feed_forward = (3 if shape.gated else 2) * batch * tokens * shape.encoder_ffn * element
     return hidden + max(attention, feed_forward)
 
 

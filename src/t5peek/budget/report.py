@@ -123,7 +123,7 @@ def training_rows(shape: ModelShape, request: BudgetRequest, saved: activations.
                         "mixed precision", state.master_weights)] if state.master_weights else []
     return [
         BudgetRow(ft, "saved_encoder_blocks", "saved: encoder blocks", f"{shape.encoder_layers} × {enc_block:,} "
-                  f"({kept})", names["enc"], shape.encoder_layers * enc_block),
+                  f"({kept})", names["enc"], shape.encoder_layers * enc_block if ck else saved.encoder_blocks),
         BudgetRow(ft, "saved_decoder_blocks", "saved: decoder blocks", f"{shape.decoder_layers} × {dec_block:,} "
                   f"({kept})", names["dec"], shape.decoder_layers * dec_block),
         BudgetRow(ft, "saved_outside_blocks", "saved: outside blocks", "ids, outer norms, log-softmax",
@@ -215,12 +215,27 @@ def notes(shape: ModelShape) -> tuple[str, ...]:
     if not shape.measured:
         found.append(f"{shape.model_type}: the formulas follow the {shape.style.upper()} layout and are not checked "
                      "against measurement for this family; treat activations and FLOPs as estimates.")
-    row = families.family(shape.model_type)
-    if row is not None and row.sparse_encoder:
-        found.append("the encoder's local or sparse attention is counted as full attention: an upper bound.")
+    found.extend(_encoder_attention_notes(shape))
     if shape.experts:
         found.append(f"mixture of experts: each token runs {shape.experts_per_token} of {shape.experts} experts; "
-                     "FLOPs count the dense layout, expert capacity limits are not modelled.")
+                     "FLOPs count the router and the dense layout, expert capacity limits are not modelled.")
     found.append("peaks are estimates: the caches, weights, gradients and optimizer state are exact; the transient "
                  "working set of a layer is approximated.")
     return tuple(found)
+
+
+def _encoder_attention_notes(shape: ModelShape) -> list[str]:
+    kind = shape.encoder_attention.kind
+    if kind == families.DENSE:
+        return []
+    found = [f"the encoder's {kind} attention is counted as transformers runs it, padding included (FLOPs and "
+             "saved activations checked against measurement)."]
+    if kind == families.SLIDING_WINDOW:
+        found.append("global attention (a global_attention_mask, which generate() does not set) is not counted.")
+    if kind in (families.SLIDING_WINDOW, families.BLOCK_SPARSE):
+        found.append("with gradient checkpointing, saved activations of a source the encoder pads are an estimate "
+                     "and may be low.")
+    if kind == families.BLOCK_SPARSE:
+        found.append("sources of (5 + 2 × num_random_blocks) blocks or fewer run full attention, as transformers "
+                     "switches the model to it (and keeps it switched for later calls).")
+    return found

@@ -11,10 +11,12 @@ import re
 from dataclasses import dataclass
 
 from t5peek import anatomy, families, params, seq2seq
+from t5peek.budget.encoder_attention import EncoderAttention, read as read_encoder_attention
 from t5peek.checkpoint import CheckpointIndex
 
 T5_STYLE, BART_STYLE = families.T5_STYLE, families.BART_STYLE
 _EXPERT = re.compile(r"experts\.(?:expert_)?(\d+)\.")
+_ROUTER = re.compile(r"\.router\.")
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class ModelShape:
     experts: int
     experts_per_token: int
     measured: bool
+    pre_norm: bool = False  # each sublayer normalises its input (x + f(norm(x))), as the lens reads the decoder
+    encoder_attention: EncoderAttention = EncoderAttention()
+    router_layers: tuple[int, int] = (0, 0)  # layers with a mixture-of-experts router, encoder and decoder
 
     @property
     def inner(self) -> int:
@@ -98,9 +103,11 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
     trained = tensors
     field = families.config_field
     dropout = field(raw, "dropout_rate") if style == T5_STYLE else field(raw, "dropout")
+    encoder_layers = layers["encoder"] or int(anatomy.config_value(encoder, "encoder_layers"))
+    routers = tuple(len({t.layer for t in tensors if t.stack == stack and _ROUTER.search(t.name)})
+                    for stack in ("encoder", "decoder"))
     return ModelShape(
-        model_type=model_type, style=style, encoder_layers=layers["encoder"] or int(
-            anatomy.config_value(encoder, "encoder_layers")),
+        model_type=model_type, style=style, encoder_layers=encoder_layers,
         decoder_layers=layers["decoder"] or int(anatomy.config_value(decoder, "decoder_layers")),
         d_model=d_model, heads=heads, decoder_heads=decoder_heads, d_kv=d_kv, encoder_ffn=encoder_ffn,
         decoder_ffn=decoder_ffn, vocab=vocab, gated=gated, activation=activation,
@@ -114,7 +121,9 @@ def read_shape(raw: dict, tensors: list[params.Tensor]) -> ModelShape:
         tensors=len(trained), factored_elements=sum(_factored(t.shape) for t in trained),
         expert_parameters=expert_parameters,
         experts=len(experts), experts_per_token=(row.experts_per_token if row else 1) if experts else 0,
-        measured=bool(row and row.budget_measured))
+        measured=bool(row and row.budget_measured),
+        pre_norm=style == T5_STYLE or bool(row and row.lens_norm == families.PRE_NORM),
+        encoder_attention=read_encoder_attention(raw, encoder_layers), router_layers=routers)
 
 
 def active_parameters(shape: ModelShape) -> int:

@@ -6,8 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, ForceOpt,
-                            JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
+from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, JsonOpt,
+                            MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, SkipMemoryCheckOpt,
                             check_prompt_is_not_a_model, model_name, open_model)
 from t5peek.output import Output, cli_command
 
@@ -21,6 +21,11 @@ decoder's causal triangle (each step over the decoder input so far). --occlusion
 source token by the pad token in turn, re-scores the same output, and names per generated token the
 source token whose removal lowers its probability most, beside the one it attended to most:
 attention is not explanation, measured. Both follow the T5 and BART families.
+
+--force STEP=TOKEN puts TOKEN (a vocabulary string, or #ID) in at decoding step STEP instead of the
+model's choice, then goes on with the same settings: the original and the branch are shown side by
+side from STEP on (greedy search and sampling; --json's output_ids is the branch, original_ids the
+run without it). The memory check's override is --skip-memory-check on this command.
 
 The tokens and scores are the ones model.generate() produces with the same settings. Settings come from
 the model's generation_config, then (only with --task-params, as model.generate() applies none of them)
@@ -39,6 +44,8 @@ Examples:
       --all-layers --html report.html
   t5peek generate -m demo "translate English to Spanish: the red house" \\
       --self --occlusion
+  t5peek generate -m demo "translate English to Spanish: the red house" \\
+      --force 2=azul
 """
 
 
@@ -92,6 +99,9 @@ def generate_command(
                                             "whose removal lowers its probability most, beside the attention "
                                             "argmax. One batched pass per source token; T5 and BART "
                                             "families.")] = False,
+    force_token: Annotated[Optional[str], typer.Option("--force", help="Branch: put TOKEN (a vocabulary string or "
+                                                       "#ID) in at step STEP, then decode on with the same settings.",
+                                                       show_default=False, metavar="STEP=TOKEN")] = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -101,20 +111,21 @@ def generate_command(
     allow_pickle: AllowPickleOpt = False,
     device_map: DeviceMapOpt = None,
     max_memory: MaxMemoryOpt = None,
-    force: ForceOpt = False,
+    skip_memory_check: SkipMemoryCheckOpt = False,
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    from t5peek.generate.run import GenerateRequest
+    from t5peek.generate.run import GenerateRequest, parse_force
 
     check_prompt_is_not_a_model(prompt, model is not None, "generate")
     request = GenerateRequest(prompt, max_new_tokens, num_beams, sample, temperature, top_p, seed, top_k, layer,
                               keep_heads=html is not None, task_params=task_params, self_attention=self_attention,
-                              occlusion=occlusion)
+                              occlusion=occlusion, force=parse_force(force_token))
     target = check_html_target(html)
     out = Output(json, "generate")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
-                      device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
+                      device=device, dtype=dtype, allow_pickle=allow_pickle, force=skip_memory_check,
+                      device_map=device_map,
                       max_memory=max_memory)
     if json:
         run = peek.run(request)
@@ -133,7 +144,7 @@ def _stream(out: Output, peek, request, all_layers: bool):
     from t5peek.generate import BeamStep
     from t5peek.render.occlusion import render_occlusion
     from t5peek.render.self_attention import render_self_attention
-    from t5peek.render.steps import render_beam_step, render_plan, render_step, render_summary
+    from t5peek.render.steps import render_beam_step, render_branch, render_plan, render_step, render_summary
 
     plan_seen = {}
 
@@ -151,6 +162,7 @@ def _stream(out: Output, peek, request, all_layers: bool):
     to_terminal = getattr(sys.stdout, "isatty", lambda: False)()
     run = peek.run(request, on_start=on_start, on_step=on_step, progress_steps=not to_terminal)
     render_summary(run, out.console)
+    render_branch(run, out.console)
     render_self_attention(run, out.console)
     render_occlusion(run, out.console)
     return run

@@ -24,6 +24,15 @@ Greedy by default (the tokens of model.generate(do_sample=False, num_beams=1)); 
 teacher forcing: one pass, the target token is the one followed at each position. T5- and
 BART-family models (incl. Marian, mBART, Pegasus); other families are refused.
 
+--heads splits each attention depth's push over its heads (each head's output through its slice
+of the output projection, then the same frozen path), and each head's part over the keys it read
+(attention weight x value vector; the value projection's bias is kept apart). Post-norm models
+(BART, Marian) take the sublayer's LayerNorm with its 1/std frozen; what it made of the stream
+it was given is its own part. --watch reads rival tokens at every depth beside the chosen one.
+--encoder-layer L lets the decoder read encoder layer L's output instead of the last
+(DecoderLens), through the encoder's final norm where it has one; the run (greedy, or
+--target) and its lens read from it.
+
 Examples:
 
 \b
@@ -32,6 +41,10 @@ Examples:
       --step 1
   t5peek lens -m demo "translate English to German: the house is small" \\
       --target "das Haus ist klein" --top-k 5
+  t5peek lens -m demo "translate English to Spanish: the red house" \\
+      --step 1 --heads --watch madre
+  t5peek lens -m demo "translate English to Spanish: the red house" \\
+      --encoder-layer 0
   t5peek lens -m demo "translate English to French: the cat" --json
 """
 
@@ -50,6 +63,21 @@ def lens_command(
     step: Annotated[Optional[int], typer.Option("--step", "-s", help="Show one step in detail: every depth with its "
                                                 "top-k, the chosen token's rank and probability, and its push.",
                                                 show_default=False)] = None,
+    heads: Annotated[bool, typer.Option("--heads", help="Split each self- and cross-attention depth's push over "
+                                        "its heads and each head's over the keys it read; show how much of each "
+                                        "step's push came from the source (cross-attention) and how much from the "
+                                        "decoder's own prefix (self-attention), and with --step the strongest "
+                                        "heads.")] = False,
+    watch: Annotated[Optional[list[str]], typer.Option("--watch", help="A rival token to follow at every "
+                                                       "depth (rank and probability), a vocabulary string or #ID; "
+                                                       "repeat for more (up to 10).", show_default=False,
+                                                       metavar="TOKEN")] = None,
+    encoder_layer: Annotated[Optional[int], typer.Option("--encoder-layer", help="DecoderLens: the decoder "
+                                                         "reads the output of this encoder layer (0 is the first), "
+                                                         "through the encoder's final norm where the family has "
+                                                         "one, instead of the last; greedy generation (or "
+                                                         "--target) runs on it. [default: the last]",
+                                                         show_default=False)] = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -67,7 +95,7 @@ def lens_command(
     from t5peek.render.lens import render_lens
 
     check_prompt_is_not_a_model(prompt, model is not None, "lens")
-    request = LensRequest(prompt, target, max_new_tokens, top_k)
+    request = LensRequest(prompt, target, max_new_tokens, top_k, heads, tuple(watch or ()), encoder_layer)
     if target is None:
         new_tokens = max_new_tokens or DEFAULT_NEW_TOKENS
         check_step(step, new_tokens, f"a run of --max-new-tokens {new_tokens}")

@@ -40,8 +40,8 @@ def params_command(
     by: Annotated[View, typer.Option("--by", help="Break down by component, layer or type.",
                                      case_sensitive=False)] = View.component,
     weights: Annotated[bool, typer.Option("--weights", help="Load the weights too, to count trainable and "
-                                          "frozen parameters (--device, --dtype, --allow-pickle and --force "
-                                          "apply to that load).")] = False,
+                                          "frozen parameters (--device, --dtype, --allow-pickle and "
+                                          "--skip-memory-check apply to that load).")] = False,
     max_memory: MaxMemoryOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,

@@ -10,13 +10,17 @@ from t5peek.generate.beam import beam_search
 from t5peek.generate.records import Candidate, DecodePlan, DecodeRun, Step
 from t5peek.generate.state import _Run, encoder_self_attention, stop_reason
 from t5peek.generate.settings import DecodeSettings, prepare, processors_and_criteria, setting_sources
+from t5peek.kinds import Rule
 from t5peek.probe.hooks import evaluating
 from t5peek.seq2seq import TokenNames, decoder_shape, new_cache
 
 
 def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, on_step: Callable | None = None,
-           attention_mask=None, on_start: Callable | None = None) -> DecodeRun:
+           attention_mask=None, on_start: Callable | None = None, force: tuple[int, int] | None = None) -> DecodeRun:
     """Decode `input_ids` (shape (1, n), on the model's device) step by step.
+
+    `force` = (step, token id): at that step the token is taken instead of the rule's choice, and decoding goes
+    on from it with the same settings (greedy search and sampling).
 
     `on_start` gets the `DecodePlan` before the first step. `on_step` is called as each step is computed: with a
     `Step` for greedy search and sampling, with a `BeamStep` for beam search (the path of the final output is
@@ -64,7 +68,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         if not strategy.is_beam:
-            output_ids, stop = _sample_loop(state, encoder_outputs, attention_mask, cache, device)
+            output_ids, stop = _sample_loop(state, encoder_outputs, attention_mask, cache, device, force)
             sequence_score = None
         else:
             output_ids, stop, sequence_score = beam_search(state, encoder_outputs, attention_mask, cache, device)
@@ -80,7 +84,7 @@ def decode(model, tokenizer, input_ids, settings: DecodeSettings | None = None, 
     )
 
 
-def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
+def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device, force: tuple[int, int] | None = None):
     """GenerationMixin._sample for one sequence: greedy (argmax) or multinomial sampling."""
     import torch
 
@@ -106,6 +110,9 @@ def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
             next_tokens = torch.argmax(scores, dim=-1)
         if has_eos_criteria:
             next_tokens = next_tokens * unfinished + pad * (1 - unfinished)
+        forced = force is not None and step == force[0]
+        if forced:
+            next_tokens = torch.full_like(next_tokens, force[1])
         stacked, attention = run.cross_attention(outputs)
         self_stacked, self_shown = run.decoder_self_attention(outputs)
         del outputs
@@ -124,7 +131,8 @@ def _sample_loop(run: _Run, encoder_outputs, attention_mask, cache, device):
             run.heads.append(stacked[:, 0].cpu())
             run.self_heads.append(self_stacked[:, 0].cpu())
         record = Step(step=step, input_ids=tuple(prefix), input_tokens=run.vocab(prefix), token_id=token_id,
-                      token=chosen.token, rule=rule, chosen=chosen, chosen_rank=rank, top_k=top,
+                      token=chosen.token, rule=Rule.FORCED if forced else rule, chosen=chosen, chosen_rank=rank,
+                      top_k=top,
                       cross_attention=tuple(attention.shown[0]), layers=run.focus(attention, 0),
                       self_attention=tuple(self_shown[0]) if self_shown is not None else None)
         run.steps.append(record)

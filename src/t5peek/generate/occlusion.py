@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+from t5peek import finite
 from t5peek.errors import NotEnoughMemory
 from t5peek.generate.records import DecodeRun, Occlusion, OcclusionRow
 from t5peek.probe.hooks import evaluating
@@ -36,7 +37,11 @@ def occlude(model, input_ids, attention_mask, run: DecodeRun, pad_token_id: int,
         drops.append(tuple(row))
     rows = tuple(_row(run, step, full[step], drops[step]) for step in range(len(run.steps)))
     agree = sum(row.agree for row in rows)
-    return Occlusion(pad_token_id, pad_token, run.layer, occluded, tuple(drops), rows, agree, len(rows))
+    compared = sum(math.isfinite(row.probability) for row in rows)
+    unfinished = finite.first(finite.value_state(row.probability) for row in rows)
+    notes = () if unfinished is None else (finite.from_step(unfinished[0], "probabilities", unfinished[1],
+                                                            "attention and occlusion are not compared there"),)
+    return Occlusion(pad_token_id, pad_token, run.layer, occluded, tuple(drops), rows, agree, compared, notes)
 
 
 def output_probabilities(model, input_ids, attention_mask, output_ids, pad_token_id: int, positions: list[int],

@@ -143,7 +143,8 @@ class Occlusion:
     drops: tuple[tuple[float | None, ...], ...]  # [step][source token]: p(full) - p(occluded); null: not occluded
     rows: tuple[OcclusionRow, ...]
     agree: int  # steps where occlusion and attention name the same source token
-    total: int  # steps compared
+    total: int  # steps compared: those whose probability is finite
+    notes: tuple[str, ...] = ()  # from which step the probabilities are not finite, in generate's words
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,18 @@ class DecodePlan:
 
 
 @dataclass(frozen=True)
+class Forced:
+    """generate --force STEP=TOKEN: the token put in at one step, and what the model had chosen there."""
+
+    step: int
+    token_id: int
+    token: str
+    original_token_id: int
+    original_token: str
+    original_tokens: tuple[str, ...]  # the original output, token by token (original_ids spelled)
+
+
+@dataclass(frozen=True)
 class DecodeRun(DecodePlan):
     """The plan, and what came of it."""
 
@@ -189,12 +202,15 @@ class DecodeRun(DecodePlan):
     encoder_head_attention: tuple | None = None
     decoder_head_attention: tuple | None = None
     occlusion: Occlusion | None = None  # --occlusion
+    forced: Forced | None = None  # --force: this run is the branch, and the original run is kept below
+    original_ids: tuple[int, ...] | None = None
+    original_text: str | None = None
 
     def json_fields(self, head_attention: bool = False) -> dict:
-        """The model and prompt first; the per-head attention only for the HTML report; the views of --self and
-        --occlusion only when asked for, so that the default document is unchanged."""
+        """The model and prompt first; the per-head attention only for the HTML report; the views of --self,
+        --occlusion and --force only when asked for, so that the default document is unchanged."""
         heads = ("head_attention", "encoder_head_attention", "decoder_head_attention")
-        optional = ("encoder_self_attention", "occlusion")
+        optional = ("encoder_self_attention", "occlusion", "forced", "original_ids", "original_text")
         shown = {f.name: getattr(self, f.name) for f in fields(self)
                  if f.name not in ("model", "prompt") and (head_attention or f.name not in heads)
                  and (f.name not in optional or getattr(self, f.name) is not None)}

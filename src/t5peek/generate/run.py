@@ -8,13 +8,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from t5peek import anatomy, families, seq2seq
+from t5peek import anatomy, families, seq2seq, vocab
 from t5peek.errors import UnsupportedModel, UsageError
 from t5peek.session import RunShape, Session
 from t5peek.generate.decode import decode
 from t5peek.generate.settings import resolve_settings, task_for_prompt
 
 
+FORCED_NOTE = ("--force: steps before {step} are the original run's; from step {step} on this is the branch, "
+               "decoded with the same settings from the forced token (output_ids is the branch, original_ids the "
+               "run without --force).")
 # new tokens the memory check plans for when --max-new-tokens is not given (transformers' default max_length)
 DEFAULT_PLANNED_TOKENS = 20
 # a run's progress line (decoding, --occlusion's re-scoring) changes at most this often
@@ -38,6 +41,7 @@ class GenerateRequest:
     task_params: bool = False  # apply the task_specific_params of the prompt's task prefix (--task-params)
     self_attention: bool = False  # record the encoder's and the decoder's self-attention (--self)
     occlusion: bool = False  # re-score the output with each source token replaced by the pad token (--occlusion)
+    force: tuple[int, str] | None = None  # (step, token): put the token in at that step and go on (--force)
 
     def __post_init__(self) -> None:
         check_request(self)  # a request that exists is a valid one, for the CLI and the API alike
@@ -78,6 +82,15 @@ def check_request(request: GenerateRequest) -> None:
     if request.num_beams is not None and request.max_new_tokens is not None:
         seq2seq.check_beam_tokens(request.num_beams, request.max_new_tokens)
     seq2seq.check_bounded(request.seed, "--seed", 0, seq2seq.MAX_SEED)
+    if request.force is not None:
+        step, token = request.force
+        seq2seq.check_bounded(step, "--force STEP", 0, seq2seq.MAX_NEW_TOKENS - 1)
+        if not token:
+            raise UsageError("--force STEP=TOKEN names no token: give a token of the vocabulary, or #ID.")
+        if request.num_beams is not None and request.num_beams > 1:
+            raise UsageError("--force follows one sequence (greedy or sampled); beam search keeps several.")
+        if request.occlusion:
+            raise UsageError("--force and --occlusion: occlusion re-scores one output; run them apart.")
     if request.temperature is not None and 0 < request.temperature < seq2seq.MIN_TEMPERATURE:
         raise UsageError(f"--temperature must be at least {seq2seq.MIN_TEMPERATURE} (got {request.temperature}): "
                          "smaller turns the logits into infinities; --greedy always takes the top token.")
@@ -168,8 +181,13 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
             if progress_steps or (progress_steps is None and on_step is None):
                 progress.show(decoding_message(plan[0], step))
 
+        forced, original = None, None
+        if request.force is not None:
+            forced, original = _original_run(session, loaded.model, request, input_ids, attention_mask, settings)
         run = decode(loaded.model, tokenizer, input_ids, settings, on_step=stepped,
-                     attention_mask=attention_mask, on_start=started)
+                     attention_mask=attention_mask, on_start=started, force=forced)
+        if original is not None:
+            run = _branch(run, original, forced)
         if pad is not None:
             from t5peek.generate.occlusion import occlude
 
@@ -180,6 +198,43 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
                                                                   "copies of the source…", now=done == 0))
             run = replace(run, occlusion=occlusion)
     return replace(run, model=session.name, prompt=request.prompt)
+
+
+def parse_force(text: str | None) -> tuple[int, str] | None:
+    """`--force STEP=TOKEN` as (step, token)."""
+    if text is None:
+        return None
+    step, equals, token = text.partition("=")
+    if not equals or not step.strip().isdigit():
+        raise UsageError(f"--force {text!r} is not STEP=TOKEN, e.g. --force 2=azul or --force 2=#88.")
+    return int(step), token
+
+
+def _original_run(session: Session, model, request: GenerateRequest, input_ids, attention_mask, settings):
+    """The run --force branches from, decoded first and quietly; (step, token id) of the branch point."""
+    step, token = request.force
+    head = model.get_output_embeddings()
+    width = head.weight.shape[0] if head is not None else model.config.vocab_size
+    token_id = vocab.token_id(session.tokenizer, token, width, "--force")
+    original = decode(model, session.tokenizer, input_ids, settings, attention_mask=attention_mask)
+    if original.strategy.is_beam:
+        raise UsageError("--force follows one sequence (greedy or sampled); this model's generation config asks "
+                         "for beam search: add --greedy or --sample.")
+    if step >= len(original.steps):
+        raise UsageError(f"--force {step}={token}: the output has steps 0 to {len(original.steps) - 1} "
+                         f"({original.stop_reason}), so step {step} never happens.")
+    return (step, token_id), original
+
+
+def _branch(run, original, forced: tuple[int, int]):
+    from t5peek.generate.records import Forced
+
+    step = original.steps[forced[0]]
+    branch_step = run.steps[forced[0]]
+    tokens = tuple(s.input_tokens[-1] for s in original.steps) + (original.steps[-1].token,)
+    return replace(run, forced=Forced(forced[0], forced[1], branch_step.token, step.token_id, step.token, tokens),
+                   original_ids=original.output_ids, original_text=original.output_text,
+                   notes=run.notes + (FORCED_NOTE.format(step=forced[0]),))
 
 
 def decoding_message(plan, step) -> str:

@@ -14,8 +14,9 @@ from typing import Any
 
 from t5peek.errors import BadCheckpoint, UsageError
 from t5peek.generate.records import SettingValue
+from t5peek.generation_file import check_settings, refused_by_transformers
 from t5peek.kinds import Strategy
-from t5peek.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS, check_beam_tokens
+from t5peek.seq2seq import MAX_BEAMS, MAX_NEW_TOKENS, check_beam_tokens, vocabulary_size
 
 # Settings shown to the user, in this order; the ones after `_ALWAYS` only when they do something.
 _ALWAYS = ("max_new_tokens", "num_beams", "do_sample", "decoder_start_token_id", "eos_token_id")
@@ -117,6 +118,7 @@ def prepare(model, settings: DecodeSettings, device):
     if model_kwargs:
         raise UsageError(f"Not generation settings: {', '.join(sorted(model_kwargs))}.")
     check_sizes(model, settings, config)
+    check_settings(config, vocabulary_size(model), lambda key: _origin(model, settings, key))
     mode = config.get_generation_mode().value
     if mode not in _SUPPORTED_MODES:
         raise UsageError(f"These settings ask for {mode.replace('_', ' ')}, which t5peek does not follow step by "
@@ -130,10 +132,14 @@ def prepare(model, settings: DecodeSettings, device):
         notes.append(f"{origin} asks for {config.num_return_sequences} returned sequences; t5peek follows one, "
                      "the run model.generate(num_return_sequences=1) makes.")
         config.num_return_sequences = 1
-    model._prepare_special_tokens(config, False, device=device, batch_size=1)
-    config = model._prepare_generated_length(config, has_default_max_length=has_default_max_length,
-                                             has_default_min_length=has_default_min_length,
-                                             model_input_name="input_ids", input_ids_length=1, inputs_tensor=None)
+    try:
+        model._prepare_special_tokens(config, False, device=device, batch_size=1)
+        config = model._prepare_generated_length(config, has_default_max_length=has_default_max_length,
+                                                 has_default_min_length=has_default_min_length,
+                                                 model_input_name="input_ids", input_ids_length=1,
+                                                 inputs_tensor=None)
+    except ValueError as exc:
+        raise refused_by_transformers(exc) from exc
     if config.max_length <= 1:
         raise UsageError(f"max_length is {config.max_length}: no room for a single new token.")
     check_beam_tokens(config.num_beams or 1, config.max_length - 1)
@@ -180,11 +186,15 @@ def processors_and_criteria(model, config, input_ids, tokenizer, device):
     """The `LogitsProcessorList` and `StoppingCriteriaList` generate() builds for `config` and this prompt."""
     from transformers import LogitsProcessorList, StoppingCriteriaList
 
-    processors = model._get_logits_processor(generation_config=config, input_ids_seq_length=1,
-                                             encoder_input_ids=input_ids, prefix_allowed_tokens_fn=None,
-                                             logits_processor=LogitsProcessorList(), device=device, model_kwargs={})
-    criteria = model._get_stopping_criteria(generation_config=config, stopping_criteria=StoppingCriteriaList(),
-                                            tokenizer=tokenizer)
+    try:
+        processors = model._get_logits_processor(generation_config=config, input_ids_seq_length=1,
+                                                 encoder_input_ids=input_ids, prefix_allowed_tokens_fn=None,
+                                                 logits_processor=LogitsProcessorList(), device=device,
+                                                 model_kwargs={})
+        criteria = model._get_stopping_criteria(generation_config=config, stopping_criteria=StoppingCriteriaList(),
+                                                tokenizer=tokenizer)
+    except (ValueError, TypeError, RuntimeError) as exc:  # building them runs no model: the settings are at fault
+        raise refused_by_transformers(exc) from exc
     return processors, criteria
 
 

@@ -3,10 +3,10 @@ kept so far, and the per-step readings (candidates, cross-attention) every strat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from t5peek import finite
 from t5peek.errors import T5PeekError, UnsupportedModel
 from t5peek.generate.records import Candidate, EncoderSelfAttention, LayerFocus
 from t5peek.kinds import Strategy
@@ -118,14 +118,14 @@ class _Run:
 
     def check_finite(self, step: int, top_score: float, sampling: bool) -> None:
         """NaN scores (or nothing left with a finite score) cannot be sampled from; greedy goes on like generate()."""
-        if math.isnan(top_score) or top_score == -math.inf:
-            what = "NaN" if math.isnan(top_score) else "all -inf (every token was ruled out)"
+        what = finite.scores_state(top_score)
+        if what is not None:
             if sampling:
                 raise DecodeError(f"At step {step} the scores are {what}: there is no distribution to sample from.",
                                   hint="The model's numbers overflowed (try --dtype float32) or the settings rule "
                                        "out every token.")
             if not self.notes:
-                self.notes.append(f"From step {step} on the scores are {what}; the choices are arbitrary.")
+                self.notes.append(finite.from_step(step, "scores", what, "the choices are arbitrary"))
 
 
 def encoder_self_attention(attentions, source_length: int, layer: int | None, wanted: bool, keep_heads: bool):

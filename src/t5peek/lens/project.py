@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from t5peek import finite
 from t5peek.lens.stream import Head
 
 _ROWS_PER_CHUNK = 512  # logits of this many (depth, position) rows at once: 512 × a 256k vocabulary is 0.5 GiB
@@ -28,7 +29,10 @@ class Reading:
     probabilities: list
     contributions: list  # direct logit attribution of each depth to the chosen token's final logit
     constants: list  # [position]: the bias terms of the head in the chosen logit
-    final_error: float  # max |lens at the last depth − the model's logits| over the positions given
+    final_errors: list  # [position]: max |lens at the last depth − the model's logits|; None: those are not finite
+    first_nonfinite_depth: list  # [position]: (depth, state) of the first stream that is not finite, or None
+    watch_ranks: list  # [position][depth][watched token]: 1-based rank
+    watch_probabilities: list  # [position][depth][watched token]
 
 
 def head_logits(head: Head, streams):
@@ -52,6 +56,32 @@ def _norm_dtype(head: Head):
     return weight.dtype if weight is not None else head.weight.dtype
 
 
+def directions(head: Head, final, chosen):
+    """(directions (positions, d_model), constants (positions,)) in float32: for any stream x at position p, what x
+    adds to the chosen token's logit is x · directions[p], the final norm's scale frozen at its value for `final`
+    (positions, d_model); the LayerNorm's mean removal, linear, is folded in (x · (w − mean w) = (x − mean x) · w)."""
+    import torch
+
+    weight = head.weight[chosen.to(head.weight.device)].float().to(final.device) * head.scale  # (positions, d)
+    constants = torch.zeros(final.shape[0], device=final.device)
+    if head.norm is not None:
+        gain = getattr(head.norm, "weight", None)
+        gain = torch.ones_like(final[0]) if gain is None else gain.float().to(final.device)
+        if head.rms:
+            inverse = torch.rsqrt(final.pow(2).mean(-1, keepdim=True) + head.norm.variance_epsilon)
+        else:
+            inverse = torch.rsqrt(final.var(-1, unbiased=False, keepdim=True) + head.norm.eps)
+            norm_bias = getattr(head.norm, "bias", None)
+            if norm_bias is not None:
+                constants = constants + weight @ norm_bias.float().to(final.device)
+        weight = weight * gain * inverse
+        if not head.rms:
+            weight = weight - weight.mean(-1, keepdim=True)
+    if head.bias is not None:
+        constants = constants + head.bias.float().to(final.device)[chosen.to(final.device)]
+    return weight, constants
+
+
 def attribute(head: Head, streams, chosen):
     """(contributions (depths, positions), constants (positions,)) of the chosen tokens, in float32.
 
@@ -59,42 +89,27 @@ def attribute(head: Head, streams, chosen):
     import torch
 
     parts = torch.cat([streams[:1], streams[1:] - streams[:-1]])
-    final = streams[-1]
-    weight = head.weight[chosen.to(head.weight.device)].float().to(streams.device) * head.scale  # (positions, d)
-    constants = torch.zeros(streams.shape[1], device=streams.device)
-    if head.norm is not None:
-        gain = getattr(head.norm, "weight", None)
-        gain = torch.ones_like(final[0]) if gain is None else gain.float().to(streams.device)
-        if head.rms:
-            inverse = torch.rsqrt(final.pow(2).mean(-1, keepdim=True) + head.norm.variance_epsilon)
-        else:
-            inverse = torch.rsqrt(final.var(-1, unbiased=False, keepdim=True) + head.norm.eps)
-            parts = parts - parts.mean(-1, keepdim=True)
-            norm_bias = getattr(head.norm, "bias", None)
-            if norm_bias is not None:
-                constants = constants + weight @ norm_bias.float().to(streams.device)
-        weight = weight * gain * inverse
-    if head.bias is not None:
-        constants = constants + head.bias.float().to(streams.device)[chosen.to(streams.device)]
+    weight, constants = directions(head, streams[-1], chosen)
     return torch.einsum("dpk,pk->dp", parts, weight), constants
 
 
-def read(head: Head, streams, chosen, top_k: int, model_logits=None) -> Reading:
+def read(head: Head, streams, chosen, top_k: int, model_logits=None, watch: tuple[int, ...] = ()) -> Reading:
     """Both readings of a pass. `streams` (depths, positions, d_model), `chosen` (positions,) token ids,
-    `model_logits` (positions, vocab): the model's own, to measure how far the lens' last depth is from them."""
+    `model_logits` (positions, vocab): the model's own, to measure how far the lens' last depth is from them;
+    `watch`: token ids whose rank and probability are read at every depth too."""
     import torch
 
     with torch.no_grad():
-        return _read(head, streams, chosen, top_k, model_logits)
+        return _read(head, streams, chosen, top_k, model_logits, watch)
 
 
-def _read(head: Head, streams, chosen, top_k: int, model_logits) -> Reading:
+def _read(head: Head, streams, chosen, top_k: int, model_logits, watch: tuple[int, ...]) -> Reading:
     import torch
 
     depths, positions, width = streams.shape
     rows = streams.transpose(0, 1).reshape(positions * depths, width)  # position-major
     wanted = chosen.to(streams.device).repeat_interleave(depths)
-    packed, error = [], 0.0
+    packed, errors = [], []
     chunk = depths * max(1, _ROWS_PER_CHUNK // depths)  # whole positions, so each chunk holds its last depths
     for start in range(0, rows.shape[0], chunk):
         logits = head_logits(head, rows[start:start + chunk])
@@ -103,16 +118,23 @@ def _read(head: Head, streams, chosen, top_k: int, model_logits) -> Reading:
         log_probabilities = torch.log_softmax(logits, dim=-1)  # far faster on the CPU than torch.logsumexp
         top_logits, top_ids = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1)
         rank = torch.gt(logits, own).sum(-1, keepdim=True, dtype=torch.int32) + 1  # int32: 3x faster than int64
+        watched = [torch.gt(logits, logits[:, w:w + 1]).sum(-1, keepdim=True, dtype=torch.int32).float() + 1
+                  for w in watch] + [log_probabilities[:, list(watch)].exp()]
         packed.append(torch.cat([top_ids.float(), top_logits, log_probabilities.gather(1, top_ids).exp(),
-                                 rank.float(), own, log_probabilities.gather(1, ids[:, None]).exp()], dim=-1))
+                                 rank.float(), own, log_probabilities.gather(1, ids[:, None]).exp(), *watched], dim=-1))
         if model_logits is not None:
             last = torch.arange(depths - 1, logits.shape[0], depths, device=logits.device)
             first_position = start // depths
             reference = model_logits[first_position:first_position + len(last)].to(logits.device).float()
-            error = max(error, float((logits[last] - reference).abs().max()))
+            gaps = (logits[last] - reference).abs().amax(-1)
+            gaps, kept = torch.stack([gaps, torch.isfinite(reference).all(-1).float()]).tolist()
+            errors.extend(gap if keep else None for gap, keep in zip(gaps, kept))
     contributions, constants = attribute(head, streams, chosen)
     table = torch.cat(packed).reshape(positions, depths, -1).tolist()
-    k = (len(table[0][0]) - 3) // 3
+    stream_states = finite.row_states(streams.transpose(0, 1))  # position-major, as `rows`
+    w = len(watch)
+    k = (len(table[0][0]) - 3 - 2 * w) // 3
+    at = 3 * k + 3  # the watched tokens' ranks, then their probabilities
     return Reading(
         top_ids=[[[int(i) for i in row[:k]] for row in position] for position in table],
         top_logits=[[row[k:2 * k] for row in position] for position in table],
@@ -120,4 +142,8 @@ def _read(head: Head, streams, chosen, top_k: int, model_logits) -> Reading:
         ranks=[[int(row[3 * k]) for row in position] for position in table],
         logits=[[row[3 * k + 1] for row in position] for position in table],
         probabilities=[[row[3 * k + 2] for row in position] for position in table],
-        contributions=contributions.transpose(0, 1).tolist(), constants=constants.tolist(), final_error=error)
+        contributions=contributions.transpose(0, 1).tolist(), constants=constants.tolist(),
+        final_errors=errors,
+        first_nonfinite_depth=[finite.first(stream_states[p * depths:(p + 1) * depths]) for p in range(positions)],
+        watch_ranks=[[[int(r) for r in row[at:at + w]] for row in position] for position in table],
+        watch_probabilities=[[row[at + w:at + 2 * w] for row in position] for position in table])

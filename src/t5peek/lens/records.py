@@ -18,6 +18,27 @@ class LensCandidate:
 
 
 @dataclass(frozen=True)
+class HeadPart:
+    """What one attention head wrote into the chosen token's logit at one depth (--heads): its output through its
+    slice of the output projection, then the same frozen path as its depth's push."""
+
+    head: int
+    contribution: float  # its output through its slice of the output projection, onto the logit
+    sources: tuple[float, ...]  # per key: source token (cross) or decoder position 0..step (self); Σ + value_bias
+    value_bias: float  # the value projection's bias (the weights sum to 1, so it comes from no key); 0 without one
+
+
+@dataclass(frozen=True)
+class WatchedToken:
+    """A rival token (--watch) read at every depth of one step, beside the chosen one."""
+
+    token_id: int
+    token: str
+    ranks: tuple[int, ...]  # 1-based rank at each depth
+    probabilities: tuple[float, ...]  # probability at each depth
+
+
+@dataclass(frozen=True)
 class DepthReading:
     """The stream after one sublayer (or after the embedding) at one step, read through the model's own head."""
 
@@ -29,6 +50,9 @@ class DepthReading:
     logit: float  # the chosen token's logit at this depth
     probability: float  # the chosen token's probability at this depth
     contribution: float  # direct logit attribution: what this depth's increment adds to the chosen token's logit
+    heads: tuple[HeadPart, ...] | None = None  # --heads, attention depths: Σ + output_bias + norm_part = contribution
+    output_bias: float | None = None  # the output projection's bias (0 without one)
+    norm_part: float | None = None  # post-norm: what the sublayer's LayerNorm (1/std frozen) made of the stream it got
 
 
 @dataclass(frozen=True)
@@ -45,6 +69,10 @@ class LensStep:
     constant: float  # the head's bias terms in the logit (LayerNorm bias, final_logits_bias); 0 for T5
     settled_depth: int | None  # the first depth from which the chosen token stays top-1; None if it never does
     depths: tuple[DepthReading, ...]
+    source_push: float = 0.0  # Σ of the cross-attention pushes: what came from the source
+    prefix_push: float = 0.0  # Σ of the self-attention pushes: what came from the decoder's own prefix
+    source_share: float | None = None  # max(source, 0) / (max(source, 0) + max(prefix, 0)); null: neither is > 0
+    watch: tuple[WatchedToken, ...] = ()  # --watch: each rival token at every depth
 
 
 @dataclass(frozen=True)
@@ -69,6 +97,12 @@ class LensRun:
     output_ids: tuple[int, ...]  # generation: what generate() returns, the decoder start token included
     output_text: str
     stop_reason: str
-    lens_error: float  # max |lens at the last depth − the model's own logits|, every step, every token
-    attribution_error: float  # max |Σ contributions + constant − the logit| over the steps
+    lens_error: float  # max |lens at the last depth − the model's own logits|, every finite step, every token
+    attribution_error: float  # max |Σ contributions + constant − the logit| over the finite steps
+    nonfinite_from: int | None = None  # the first step whose logits are not finite (the errors leave such steps out)
+    encoder_layers: int = 0  # layers of the encoder
+    encoder_layer: int | None = None  # --encoder-layer: the encoder layer the decoder reads; null: the last
+    encoder_read: str = ""  # what the decoder reads of the encoder
+    heads_method: str | None = None  # --heads: how each attention depth's push is split over heads and keys
+    heads_error: float | None = None  # --heads: max |Σ heads + output_bias + norm_part − the depth's push|
     notes: tuple[str, ...] = ()

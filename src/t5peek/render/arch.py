@@ -9,28 +9,38 @@ from rich.tree import Tree
 from t5peek import anatomy
 from t5peek.arch import ArchReport, ModuleNode
 from t5peek.render.format import human_count
+from t5peek.render.table import fit_shown, say
 
 ROLE_STYLES = {"embedding": "cyan", "position": "cyan", "self-attention": "green", "cross-attention": "magenta",
                "feed-forward": "yellow", "experts": "yellow", "router": "yellow", "norm": "dim", "lm_head": "blue"}
 
 
+_GUIDE = 4  # cells of tree guide in front of a label, per level
+
+
 def render_arch(report: ArchReport, console: Console, show_shapes: bool = True) -> None:
-    root = Tree(_label(report.root, show_shapes, is_root=True), guide_style="dim")
-    _add_children(root, report.root, show_shapes)
+    root = Tree(_fitted(_label(report.root, show_shapes, is_root=True), console, 0), guide_style="dim")
+    _add_children(root, report.root, show_shapes, console, 1)
     console.print(root)
-    console.print(Text(f"total: {report.total:,} parameters ({human_count(report.total)}), tied weights "
-                       "counted once", style="bold"))
+    say(console, Text(f"total: {report.total:,} parameters ({human_count(report.total)}), tied weights "
+                      "counted once", style="bold"))
     if _has_ties(report.root):
-        console.print(Text("a tied weight counts once, under the name that holds it: take out the 'tied to' "
-                           "counts and the children add up to their parent", style="dim"))
+        say(console, Text("a tied weight counts once, under the name that holds it: take out the 'tied to' "
+                          "counts and the children add up to their parent", style="dim"))
     for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        say(console, Text(f"note: {note}", style="yellow"))
 
 
-def _add_children(branch: Tree, node: ModuleNode, show_shapes: bool) -> None:
+def _add_children(branch: Tree, node: ModuleNode, show_shapes: bool, console: Console, level: int) -> None:
     for child in node.children:
-        sub = branch.add(_label(child, show_shapes))
-        _add_children(sub, child, show_shapes)
+        sub = branch.add(_fitted(_label(child, show_shapes), console, level))
+        _add_children(sub, child, show_shapes, console, level + 1)
+
+
+def _fitted(label: Text, console: Console, level: int) -> Text:
+    """The label broken where rich would break it beside the guides of its level, but never inside a word: a long
+    dotted name breaks after a dot, and a number never breaks."""
+    return Text("\n").join(fit_shown(label, console, max(console.width - _GUIDE * level, 1)))
 
 
 def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:

@@ -199,12 +199,17 @@ def render_attend(report: AttendReport, console: Console, full: bool = False) ->
            width)
     _vector(console, "contribution", report.contribution, width, full,
             f"; the whole attention output's is {number(report.output_norm)}, ratio {number(share, 2)}")
-    check = report.check
-    _print(console, flow(words(f"check: recomputed = the module's own in this run: weights differ by at most "
-                               f"{_tiny(check.weights_max_abs_diff)}, the head output by at most "
-                               f"{_tiny(check.head_output_max_abs_diff)}", "dim", first=""), width, indent=2))
+    _print(console, flow(words(_check(report.check), "dim", first=""), width, indent=2))
     for note in report.notes:
         _print(console, flow(words("note: " + note, "dim", first=""), width, indent=2))
+
+
+def _check(check) -> str:
+    differences = (check.weights_max_abs_diff, check.head_output_max_abs_diff)
+    if not all(math.isfinite(d) for d in differences):
+        return "check: not possible: the numbers are not finite (see the note), so they cannot be compared"
+    return (f"check: recomputed = the module's own in this run: weights differ by at most {_tiny(differences[0])}, "
+            f"the head output by at most {_tiny(differences[1])}")
 
 
 def _keys_and_values(report: AttendReport, console: Console, width: int) -> None:

@@ -1,16 +1,19 @@
 """Render BudgetReport: one table of rows grouped Weights / Inference or Fine-tuning / FLOPs / Fit, then the fit in
-one line."""
+one line. Numbers are never cut: at any width the text wraps between words and the `from` and `formula` columns
+move under their rows before the amounts wrap."""
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from t5peek.budget.records import BudgetReport, BudgetRow
-from t5peek.render.format import human_bytes, human_count
+from t5peek.render.format import Column, human_bytes, human_count, print_lines
 from t5peek.render.placement import render_placement
+from t5peek.render.table import glyphs_of, paragraph, table
+
+_COLUMNS = [Column("what", key=True, wrap=True), Column("formula", style="dim", wrap=True, aside=""),
+            Column("bytes/FLOP", right=True), Column("from", style="dim", wrap=True, aside="from ")]
 
 
 def _amount(row: BudgetRow) -> str:
@@ -29,34 +32,33 @@ def _title(report: BudgetReport) -> str:
 
 
 def render_budget(report: BudgetReport, console: Console) -> None:
-    table = Table(title=_title(report), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
-                  collapse_padding=True)
-    table.add_column("what", overflow="fold", min_width=15)  # "cross-attention" stays whole
-    table.add_column("formula", overflow="fold", style="dim", min_width=12)
-    table.add_column("bytes/FLOP", justify="right", no_wrap=True)
-    table.add_column("from", overflow="fold", style="dim", min_width=10)
+    width, shown = console.width, glyphs_of(console)
+    rows: list = []
     group = None
     for row in report.rows:
         if row.group != group:
             if group is not None:
-                table.add_section()
+                rows.append(None)
             group = row.group
-            table.add_row(Text(group.value, style="bold"), "", "", "")
-        table.add_row(Text(row.what, style="bold" if row.total else ""), row.formula, _amount(row), row.modules)
-    console.print(table)
+            rows.append([Text(group.value, style="bold"), "", "", ""])
+        rows.append([Text(shown(row.what), style="bold" if row.total else ""), shown(row.formula), _amount(row),
+                     shown(row.modules)])
+    lines = table(_COLUMNS, rows, width, title=shown(_title(report)))
     if report.parameters != report.active_parameters:
-        console.print(f"parameters: {report.parameters:,} in all, {report.active_parameters:,} active per token")
-    console.print(_fit_line(report))
+        lines += paragraph(f"parameters: {report.parameters:,} in all, {report.active_parameters:,} active per "
+                           "token", width)
+    fit, style = _fit_line(report)
+    print_lines(console, lines + paragraph(shown(fit), width, style))
     render_placement(report.placement, console)
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+    print_lines(console, [line for note in report.notes for line in paragraph(shown(f"note: {note}"), width,
+                                                                              "yellow")])
 
 
-def _fit_line(report: BudgetReport) -> Text:
+def _fit_line(report: BudgetReport) -> tuple[str, str | None]:
     needed = human_bytes(report.needed_bytes)
     if report.available_bytes is None:
-        return Text(f"fit: needs {needed}; free memory on {report.available_on} cannot be told.")
+        return f"fit: needs {needed}; free memory on {report.available_on} cannot be told.", None
     free = human_bytes(report.available_bytes)
     if report.fits:
-        return Text(f"fit: ✓ needs {needed} of {free} available on {report.available_on}.", style="green")
-    return Text(f"fit: ✗ needs {needed}, only {free} available on {report.available_on}.", style="red")
+        return f"fit: ✓ needs {needed} of {free} available on {report.available_on}.", "green"
+    return f"fit: ✗ needs {needed}, only {free} available on {report.available_on}.", "red"

@@ -4,6 +4,8 @@ with its first departure from the target. Tokens are Text, never markup; every t
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.text import Text
 
@@ -23,6 +25,8 @@ def render_comparison(comparison: Comparison, console: Console) -> None:
     _forced(comparison, console, width)
     _mask(comparison, console, width)
     _free_running(comparison, console, width)
+    for note in comparison.notes:
+        _print(console, f"note: {note}", width, "yellow")
 
 
 def _print(console: Console, text: str, width: int, style: str = "dim") -> None:
@@ -46,23 +50,34 @@ def _forced(comparison: Comparison, console: Console, width: int) -> None:
                Column("p(label)", right=True), Column("max |diff|", right=True), Column("argmax")]
     rows = []
     for position in comparison.positions[:MAX_ROWS_SHOWN]:
-        same_top = position.forced_top_id == position.cached_top_id
+        same_top = "same" if position.forced_top_id == position.cached_top_id else "differs"
         rows.append([str(position.position), Text(f"{position.input_token} ({position.input_id})"),
                      Text(f"{position.label_token} ({position.label_id})"), probability(position.label_probability),
-                     _delta(position.max_abs_diff), "same" if same_top else "differs"])
+                     _delta(position.max_abs_diff), same_top if position.compared else "-"])
     for line in grid(columns, rows, width, indent=2):
         console.print(line)
     _more(console, len(comparison.positions))
     relative = comparison.relative_tolerance
-    verdict = ("the two agree at every position, and so does the highest-scoring token (argmax)"
-               if comparison.agrees else
-               "they DIFFER beyond the tolerance: the cached path does not compute what training computes")
-    _print(console, f"max |diff| {_delta(comparison.max_abs_diff)} over {len(comparison.positions)} positions, "
-                    f"each the largest difference of any logit; tolerance {relative:g} × max(2, largest |logit|) in "
-                    f"{comparison.dtype}: {verdict}.", width, "dim" if comparison.agrees else "bold red")
+    compared = sum(p.compared for p in comparison.positions)
+    over = f"{compared} of {len(comparison.positions)}" if compared < len(comparison.positions) else \
+        str(compared)
+    measured = (f"max |diff| {_delta(comparison.max_abs_diff)} over {over} positions, each the largest difference "
+                f"of any logit; tolerance {relative:g} × max(2, largest |logit|) in {comparison.dtype}: ")
+    _print(console, (measured if compared else "") + _verdict(comparison) + ".", width,
+           "bold red" if comparison.agrees is False else "dim")
     _print(console, f"loss {comparison.forced_loss:.4f} from the one teacher-forced pass (what training "
                     f"minimises), {comparison.cached_loss:.4f} from the cached steps: the mean of -log p(label). "
                     "Training computes every position in one pass because it already knows every input token.", width)
+
+
+def _verdict(comparison: Comparison) -> str:
+    if comparison.agrees:
+        return "the two agree at every position, and so does the highest-scoring token (argmax)"
+    if comparison.agrees is False:
+        return "they DIFFER beyond the tolerance: the cached path does not compute what training computes"
+    first = next(p.position for p in comparison.positions if not p.compared)
+    rest = ("; they agree at every other position" if any(p.compared for p in comparison.positions) else "")
+    return f"not compared: from position {first} on the logits of both paths are not finite (see the note){rest}"
 
 
 def _more(console: Console, count: int) -> None:
@@ -103,6 +118,9 @@ def _short(token: str) -> str:
 def _mask_measured(mask: CausalMask) -> str:
     if mask.above_diagonal_max is None:
         return "this model returns no decoder attention weights, so the mask was not measured."
+    if math.isnan(mask.above_diagonal_max):
+        return ("the attention weights of the teacher-forced pass are not finite, so the mask could not be measured "
+                "on them.")
     held = "the mask held" if mask.above_diagonal_max == 0 else "the mask LEAKED"
     return (f"measured on the teacher-forced pass: the largest weight any position gave a later one, over "
             f"{mask.layers} decoder layers × {mask.heads} heads, is {_delta(mask.above_diagonal_max)}: {held}. "
@@ -121,7 +139,8 @@ def _free_running(comparison: Comparison, console: Console, width: int) -> None:
     columns = [Column("pos", right=True, key=True), Column("reads (id)"), Column("label (id)"),
                Column("choice (id)"), Column("p", right=True), Column("")]
     rows = [[str(p.position), Text(f"{p.input_token} ({p.input_id})"), Text(f"{p.label_token} ({p.label_id})"),
-             Text(f"{p.chosen_token} ({p.chosen_id})"), probability(p.probability), _mark(p, departure)]
+             Text(f"{p.chosen_token} ({p.chosen_id})"), probability(p.probability),
+             _mark(p, departure, comparison.arbitrary_from)]
             for p in free[:MAX_ROWS_SHOWN]]
     for line in grid(columns, rows, width, indent=2):
         console.print(line)
@@ -129,12 +148,20 @@ def _free_running(comparison: Comparison, console: Console, width: int) -> None:
     if comparison.processors:
         _print(console, "scores after generate()'s logits processors: " + ", ".join(comparison.processors) + ".",
                width)
-    _print(console, _departure_text(comparison), width, "bold" if departure is not None else "dim")
+    _print(console, _departure_text(comparison), width, "bold" if _departed(comparison) else "dim")
     if comparison.free_running_text:
         console.print(Text(f"free-running output: {comparison.free_running_text!r}", style="dim"))
 
 
-def _mark(position: FreeRunPosition, departure: int | None) -> str:
+def _departed(comparison: Comparison) -> bool:
+    """A first departure the model chose: before the step from which its choices are arbitrary."""
+    arbitrary = comparison.arbitrary_from
+    return comparison.first_departure is not None and (arbitrary is None or comparison.first_departure < arbitrary)
+
+
+def _mark(position: FreeRunPosition, departure: int | None, arbitrary: int | None) -> str:
+    if arbitrary is not None and position.position >= arbitrary:
+        return "? arbitrary"
     if departure is not None and position.position == departure:
         return "✗ first departure"
     if departure is not None and position.position > departure:
@@ -144,6 +171,10 @@ def _mark(position: FreeRunPosition, departure: int | None) -> str:
 
 def _departure_text(comparison: Comparison) -> str:
     departure = comparison.first_departure
+    if comparison.arbitrary_from is not None and not _departed(comparison):
+        return (f"from step {comparison.arbitrary_from} on the free-running scores are not finite, so the choices "
+                "there are arbitrary (see the note): no departure from the target can be read"
+                + (" before it." if comparison.arbitrary_from else "."))
     if departure is None:
         return ("the model's own choices follow the target at every position: free-running and teacher forcing "
                 "read the same tokens, so they compute the same thing.")

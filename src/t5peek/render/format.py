@@ -33,15 +33,39 @@ def human_bytes(n: int | float | None) -> str:
     return f"{value:.1f} TiB"
 
 
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+# What is shown as an escape where text from a model file must stay recognisable (tokens, names, errors, JSON):
+# every character Unicode counts as a control or an invisible format character (Cc, Cf, Zl, Zp), lone surrogates,
+# and the Hangul fillers that show as blank space.
+INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\xad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u180e"
+                       "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u3164\ud800-\udfff\ufeff\uffa0"
+                       "\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+                       "\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+_SHORT_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+# What the terminal never gets: those of them that rich measures as zero cells wide (so dropping them keeps every
+# column where it was laid out), but newline and the joiners that shape letters and emoji (U+200C, U+200D). So
+# C0 and C1 controls, DEL, the bidirectional controls, the line separators and the invisible marks.
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u1160\u180e\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064"
+                      "\u2066-\u206f\u3164\ud800-\udfff\ufeff\uffa0\ufff9-\ufffb\U00013430-\U0001343f"
+                      "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f]")
+
+
+def visible(text: str, keep: str = "") -> str:
+    """`text` with each INVISIBLE character but those in `keep` written as an escape (`\\n`, `\\x1b`, `\\u202e`)."""
+    return INVISIBLE.sub(lambda found: found[0] if found[0] in keep else _escape(found[0]), text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    return _SHORT_ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                                        else f"\\U{code:08x}")
 
 
 class SafeConsole(Console):
     """A console for text that comes from model files (token strings, config values, names): strings are never
     read as rich markup (`markup=False` unless a call asks for it), and control characters in the text (escape
-    sequences, bell, carriage return) are dropped before anything reaches the terminal. rich measures them as
-    zero cells wide, so dropping them keeps every column where it was laid out. The escape codes rich writes
-    for its own styles are not text and pass untouched."""
+    sequences, bell, carriage return, bidirectional overrides) are dropped before anything reaches the terminal.
+    rich measures them as zero cells wide, so dropping them keeps every column where it was laid out. The escape
+    codes rich writes for its own styles are not text and pass untouched."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("markup", False)
@@ -97,6 +121,8 @@ class Column:
     right: bool = False  # right-aligned (numbers)
     key: bool = False  # repeated in front of every block when the columns wrap
     style: str | None = None
+    wrap: bool = False  # render.table only: text that may take several lines, broken between words
+    aside: str | None = None  # render.table only: prose that may leave a narrow row for lines under it, led by this
 
 
 def grid_width(columns: list[Column], rows: list[list], gap: int = 2, indent: int = 0) -> int:
@@ -157,6 +183,11 @@ def _rstrip(line: Text) -> Text:
     return line
 
 
+def print_lines(console: Console, lines: list[Text]) -> None:
+    for line in lines:
+        console.print(line, soft_wrap=True)  # laid out already: no wrapping, no cropping
+
+
 def bar(prob: float, width: int = 10) -> str:
     if prob is None or math.isnan(prob) or prob <= 0 or width <= 0:
         return ""
@@ -166,8 +197,8 @@ def bar(prob: float, width: int = 10) -> str:
 
 
 def show_token(token: str) -> str:
-    """Tokens as the tokenizer spells them, with control characters made visible."""
-    return token.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    """Tokens as the tokenizer spells them, with control and invisible characters made visible."""
+    return visible(token)
 
 
 def source_name(tokens, index: int) -> str:

@@ -20,13 +20,14 @@ NOT_A_NUMBER = "?"
 
 
 def shade_lines(rows: list, labels: list[str], columns: list[str], width: int = 100,
-                columns_name: str = "source tokens") -> list[Text]:
+                columns_name: str = "source tokens", full: tuple[float, str] | None = None) -> list[Text]:
     """`rows` (one list of weights per label, at most one per column) as lines of text, each row followed by its
-    strongest column and weight."""
+    strongest column and weight. Shades are scaled to the strongest weight of the map, or to `full` = (value, what
+    it is called); below zero shades as zero."""
     if not rows or not columns:
         return [Text("(no steps)")]
     finite = [w for row in rows for w in row if math.isfinite(w)]
-    strongest = (max(finite) if finite else 0.0) or 1.0
+    strongest = full[0] if full else max(max(finite) if finite else 0.0, 0.0) or 1.0
     # a label longer than a quarter of the width gets a line of its own above its row
     label_width = min(max(4, width // 4), max(len(label) for label in labels))
     focus = []
@@ -65,10 +66,11 @@ def shade_lines(rows: list, labels: list[str], columns: list[str], width: int = 
             line.append(best, style="dim")
             lines.append(line)
     return lines + legend(strongest if finite else None, label_width, width,
-                          len(finite) < sum(len(row) for row in rows))
+                          len(finite) < sum(len(row) for row in rows), full[1] if full else None)
 
 
-def legend(strongest: float | None, label_width: int, width: int, with_nan: bool = False) -> list[Text]:
+def legend(strongest: float | None, label_width: int, width: int, with_nan: bool = False,
+           full: str | None = None) -> list[Text]:
     """What the shades mean (`strongest` None: no weight is a number, so only `?` is explained)."""
     pieces = [Text(" " * label_width)]
     if strongest is not None:
@@ -77,7 +79,7 @@ def legend(strongest: float | None, label_width: int, width: int, with_nan: bool
         steps = [f"{SHADES[0]} <{bounds[0]}"] + [f"{SHADES[i]} ≥{bounds[i - 1]}" for i in range(1, len(SHADES))]
         pieces = [Text(" " * (label_width + 2) + steps[0], style="dim")] + [Text("  " + s, style="dim")
                                                                              for s in steps[1:]]
-        pieces += _words(f"of the strongest weight ({strongest:.2f})")
+        pieces += _words(f"of {full} ({strongest:.2f})" if full else f"of the strongest weight ({strongest:.2f})")
     if with_nan:
         pieces += _words(f"{NOT_A_NUMBER} not a number (the model's numbers overflowed)")
     return flow(pieces, width, indent=label_width + 2)

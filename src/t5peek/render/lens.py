@@ -6,16 +6,21 @@ Without colour the grid marks the chosen token with '*'; tokens are Text, never 
 
 from __future__ import annotations
 
+import math
+
 from rich.console import Console
 from rich.text import Text
 
 from t5peek.lens import LensRun, LensStep
+from t5peek.lens.records import DepthReading
 from t5peek.render.format import Column, flow, grid, probability, show_token, words
 
 # sublayer → (its column in the pushes table and its name in depth labels, its name where space is short)
 NAMES = {"embedding": ("embedding", "embedding"), "self-attention": ("self-attn", "self"),
          "cross-attention": ("cross-attn", "cross"), "feed-forward": ("feed-fwd", "ff")}
 CHOSEN_MARK = "*"
+STRONGEST_HEADS = 8  # rows of the --heads table of one step
+KEYS_SHOWN = 3  # keys per head in that table
 
 
 def render_lens(run: LensRun, console: Console, step: int | None = None) -> None:
@@ -57,6 +62,8 @@ def _header(run: LensRun, console: Console, width: int) -> None:
     what = "target" if run.target is not None else "output"
     _print(console, flow([Text(f"{what}:", style="bold")] + [Text(" " + show_token(s.token)) for s in run.steps],
                          width))
+    if run.encoder_layer is not None:
+        _print(console, flow([Text("decoder reads:", style="bold")] + words(run.encoder_read), width))
     console.print()
 
 
@@ -74,6 +81,8 @@ def _overview(run: LensRun, console: Console, width: int) -> None:
     rows.append([Text("chosen", style="bold")] + [Text(show_token(s.token), style="bold") for s in run.steps])
     rows.append([Text("settles at", style="bold")] + [_settled(run, s, short=True) for s in run.steps])
     _print(console, grid(columns, rows, width))
+    if any(s.watch for s in run.steps):
+        _watch_overview(run, console, width)
     console.print()
     console.print(Text("pushes: how much each kind of sublayer wrote into the chosen token's logit", style="bold"))
     columns = [Column("step", right=True, key=True), Column("token"), Column("logit", right=True)] + \
@@ -88,6 +97,53 @@ def _overview(run: LensRun, console: Console, width: int) -> None:
     if any(abs(s.constant) > 0 for s in run.steps):
         console.print(Text("  the logit also holds the head's constant (bias terms); --json has it per step",
                            style="dim"))
+    if run.heads_method is not None:
+        _sources_overview(run, console, width)
+
+
+def _watch_overview(run: LensRun, console: Console, width: int) -> None:
+    console.print()
+    _print(console, flow(words("watched tokens: their best rank over the depths (at the first depth where it is "
+                               "best), and their rank and probability at the last depth", "bold", first=""), width))
+    tokens = run.steps[0].watch
+    columns = [Column("step", right=True, key=True), Column("chosen")] + \
+        [Column(f"'{show_token(w.token)}'") for w in tokens]
+    rows = []
+    for s in run.steps:
+        cells = [str(s.step), Text(show_token(s.token))]
+        for w in s.watch:
+            best = min(w.ranks)
+            where = depth_name(run, w.ranks.index(best), short=True)
+            cells.append(f"{best} at {where}, last {w.ranks[-1]} {probability(w.probabilities[-1])}")
+        rows.append(cells)
+    _print(console, grid(columns, rows, width))
+
+
+def _sources_overview(run: LensRun, console: Console, width: int) -> None:
+    console.print()
+    _print(console, flow(words("source or prefix: what cross-attention (reading the source) and self-attention "
+                               "(reading the decoder's own prefix) pushed, and the source's share of what they "
+                               "pushed up", "bold", first=""), width))
+    columns = [Column("step", right=True, key=True), Column("token"), Column("source", right=True),
+               Column("prefix", right=True), Column("share", right=True), Column("strongest head")]
+    rows = []
+    for s in run.steps:
+        share = "-" if s.source_share is None else f"{s.source_share:.0%}"
+        strongest = _strongest_heads(s, 1)
+        head = f"{depth_name(run, strongest[0][0].depth, short=True)} h{strongest[0][1].head} " \
+            f"{_signed(strongest[0][1].contribution)}" if strongest else "-"
+        rows.append([str(s.step), Text(show_token(s.token)), _signed(s.source_push), _signed(s.prefix_push), share,
+                     head])
+    _print(console, grid(columns, rows, width))
+    _print(console, flow(words("share: max(source, 0) / (max(source, 0) + max(prefix, 0)); a low share: the token "
+                               "came from the decoder's own prefix more than from the source", "dim", first="  "),
+                         width))
+
+
+def _strongest_heads(s: LensStep, count: int) -> list:
+    """(depth, head) pairs of one step, the largest |push| first."""
+    pairs = [(d, h) for d in s.depths if d.heads for h in d.heads]
+    return sorted(pairs, key=lambda pair: -abs(pair[1].contribution))[:count]
 
 
 def _settled(run: LensRun, s: LensStep, short: bool = False) -> Text:
@@ -108,7 +164,8 @@ def _detail(run: LensRun, s: LensStep, console: Console, width: int) -> None:
     _print(console, flow(words(f"'{show_token(s.token)}' is {settled}", "dim", first="  "), width))
     console.print()
     columns = [Column("depth", key=True), Column("rank", right=True), Column("prob", right=True),
-               Column("push", right=True), Column(f"top {run.top_k} at this depth")]
+               Column("push", right=True)] + [Column(f"'{show_token(w.token)}'", right=True) for w in s.watch] + \
+        [Column(f"top {run.top_k} at this depth")]
     rows = []
     for d in s.depths:
         top = Text()
@@ -117,23 +174,75 @@ def _detail(run: LensRun, s: LensStep, console: Console, width: int) -> None:
             top.append(("  " if n else "") + show_token(candidate.token) + (CHOSEN_MARK if hit else ""),
                        style="bold" if hit else "")
             top.append(f" {probability(candidate.probability)}", style="dim")
+        watched = [f"{w.ranks[d.depth]} {probability(w.probabilities[d.depth])}" for w in s.watch]
         rows.append([depth_name(run, d.depth), str(d.rank), probability(d.probability), _signed(d.contribution),
-                     top])
+                     *watched, top])
     _print(console, grid(columns, rows, width))
     total = sum(d.contribution for d in s.depths)
     summary = words(f"rank, prob: of '{show_token(s.token)}' at each depth; push: what that depth wrote into its "
                     f"logit ({total:.2f} in all + constant {s.constant:.2f} = {s.logit:.2f})", "dim", first="  ")
     _print(console, flow(summary, width))
+    if s.watch:
+        _print(console, flow(words("each watched token: its rank and probability at that depth", "dim", first="  "),
+                             width))
+    if run.heads_method is not None:
+        _heads_detail(run, s, console, width)
+
+
+def _heads_detail(run: LensRun, s: LensStep, console: Console, width: int) -> None:
+    console.print()
+    share = "" if s.source_share is None else f": {s.source_share:.0%} of what they pushed up came from the source"
+    _print(console, flow(words(f"source (cross-attention) {_signed(s.source_push)}, prefix (self-attention) "
+                               f"{_signed(s.prefix_push)}{share}", first=""), width))
+    pairs = _strongest_heads(s, STRONGEST_HEADS)
+    count = sum(len(d.heads) for d in s.depths if d.heads)
+    console.print(Text(f"the {len(pairs)} strongest of {count} heads at this step", style="bold"))
+    columns = [Column("depth", key=True), Column("head", right=True), Column("push", right=True),
+               Column(f"the {KEYS_SHOWN} keys that gave most")]
+    rows = []
+    for d, h in pairs:
+        keys = sorted(range(len(h.sources)), key=lambda k: -abs(h.sources[k]))[:KEYS_SHOWN]
+        cell = Text()
+        for n, k in enumerate(keys):
+            cell.append(("  " if n else "") + show_token(_key_name(run, d, k)))
+            cell.append(f" {_signed(h.sources[k])}", style="dim")
+        if h.value_bias:
+            cell.append(f"  bias {_signed(h.value_bias)}", style="dim")
+        rows.append([depth_name(run, d.depth), f"h{h.head}", _signed(h.contribution), cell])
+    _print(console, grid(columns, rows, width))
+    post = ", + what the sublayer's LayerNorm made of its stream" if run.norm_placement == "post-norm" else ""
+    _print(console, flow(words("a depth's push = Σ its heads + the output projection's bias" + post + "; a head's "
+                               "= Σ its keys (weight × value) + its value bias; --json has every head and key",
+                               "dim", first="  "), width))
+
+
+def _key_name(run: LensRun, d: DepthReading, key: int) -> str:
+    """The token a key is: a source token (cross-attention), or what the decoder read at that position."""
+    if d.sublayer == "cross-attention":
+        return run.source_tokens[key]
+    return run.steps[key].input_token
 
 
 def _footer(run: LensRun, console: Console, width: int, step: int | None) -> None:
     console.print()
-    for label, text in (("lens", run.lens_method), ("push", run.method)):
+    methods = (("lens", run.lens_method), ("push", run.method)) + \
+        ((("heads", run.heads_method),) if run.heads_method is not None else ())
+    for label, text in methods:
         _print(console, flow([Text(f"{label}:", style="bold")] + words(text, "dim"), width))
-    check = (f"check: the last depth equals the model's own logits (largest difference {run.lens_error:.1e}); the "
-             f"pushes and the constant sum to the logit (largest difference {run.attribution_error:.1e})")
-    _print(console, flow(words(check, "dim", first=""), width))
+    _print(console, flow(words(_check(run), "dim", first=""), width))
     for note in run.notes:
         _print(console, flow([Text("note:", style="bold")] + words(note, "dim"), width))
     if step is None and run.steps:
         console.print(Text(f"--step N shows every depth of one step with its top {run.top_k}", style="dim"))
+
+
+def _check(run: LensRun) -> str:
+    """The two self-checks, over the steps whose logits are finite (the note says from which step they are not)."""
+    if run.nonfinite_from is not None and math.isnan(run.lens_error) and math.isnan(run.attribution_error):
+        return "check: not possible: the model's own logits are not finite at any step (see the note)"
+    over = "" if run.nonfinite_from is None else ", over the steps whose logits are finite"
+    heads = "" if run.heads_error is None else (
+        f"; the heads (and biases) sum to their depth's push, and each head's keys (and value bias) to the head "
+        f"(largest difference {run.heads_error:.1e})")
+    return (f"check: the last depth equals the model's own logits (largest difference {run.lens_error:.1e}); the "
+            f"pushes and the constant sum to the logit (largest difference {run.attribution_error:.1e}){heads}{over}")

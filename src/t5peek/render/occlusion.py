@@ -12,6 +12,7 @@ from t5peek.generate import DecodeRun, Occlusion
 from t5peek.render.format import Column, flow, grid, probability, show_token, source_name, words
 
 DIFFERS = "✗ differs"
+NOT_FINITE = "? not finite"
 
 
 def render_occlusion(run: DecodeRun, console: Console) -> None:
@@ -38,16 +39,23 @@ def occlusion_lines(run: DecodeRun, occlusion: Occlusion, width: int) -> list[Te
         occluded = "-" if row.occlusion_index is None else source_name(run.source_tokens, row.occlusion_index)
         attended = "-" if row.attention_index is None else \
             f"{source_name(run.source_tokens, row.attention_index)} {row.attention_weight:.2f}"
+        compared = math.isfinite(row.probability)
         rows.append([str(row.step), show_token(row.token), probability(row.probability), occluded,
-                     signed(row.drop), attended, "" if row.agree else DIFFERS])
+                     signed(row.drop), attended, NOT_FINITE if not compared else "" if row.agree else DIFFERS])
         styles.append(None if row.agree else "yellow")
     lines += grid(columns, rows, width, row_styles=styles)
+    unfinished = len(occlusion.rows) - occlusion.total
     summary = (f"agree {occlusion.agree} of {occlusion.total}: the source token attended to most is the one whose "
-               "removal lowers the probability most" if occlusion.total else "no steps to compare")
+               "removal lowers the probability most" if occlusion.total else
+               "no steps compared: their probabilities are not finite" if unfinished else "no steps to compare")
+    if occlusion.total and unfinished:
+        summary += f" ({unfinished} more not compared: their probability is not finite)"
     lines += flow(words(summary, "bold", first=""), width)
     lines += flow(words("drop: probability with the full source minus probability with that token replaced; "
                         "attention is where the decoder looked, occlusion what the output needed", "dim",
                         first=""), width)
+    for note in occlusion.notes:
+        lines += flow([Text("note:", style="bold")] + words(note, "dim"), width)
     return lines
 
 

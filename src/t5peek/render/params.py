@@ -1,60 +1,54 @@
-"""Render ParamReport: the breakdown table, then memory per dtype."""
+"""Render ParamReport: the breakdown table, then memory per dtype. Counts and names are never cut: at any width
+the text wraps between words, the notes move under their rows, and the count columns wrap whole."""
 
 from __future__ import annotations
 
-from rich import box
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from t5peek.params import ParamReport
-from t5peek.render.format import human_bytes, human_count
+from t5peek.render.format import Column, grid, human_bytes, human_count, print_lines
 from t5peek.render.placement import render_placement
-
-
-def _longest_word(texts, cap: int = 32) -> int:
-    """A column at least as wide as its longest name (`decoder.embed_tokens,`), so names wrap whole."""
-    return min(cap, max((len(word) for text in texts if text for word in text.split()), default=1))
+from t5peek.render.table import glyphs_of, paragraph, table
 
 
 def render_params(report: ParamReport, console: Console) -> None:
-    # no vertical rules: at 80 columns the room goes to the names, which wrap whole
-    table = Table(title=f"{report.model}: parameters by {report.by}", title_justify="left", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
-    table.add_column(report.by, overflow="fold", min_width=_longest_word(row.label for row in report.rows))
-    table.add_column("params", justify="right")
-    table.add_column("%", justify="right")
-    if report.by == "component":
-        table.add_column("blocks", justify="right")
-        table.add_column("per block", justify="right")
-    table.add_column("note", overflow="fold", style="dim", min_width=_longest_word(row.note for row in report.rows))
+    width, shown = console.width, glyphs_of(console)
+    print_lines(console, _breakdown(report, width, shown) + _memory(report, width))
+    lines = []
+    for group in report.tied:
+        lines += paragraph(shown(f"tied: {group.stored_as} is also {', '.join(group.shared_with)} "
+                                 f"({group.params:,} parameters, counted once)"), width, "blue")
+    if report.trainable is not None:
+        lines += paragraph(f"trainable: {report.trainable:,}   frozen: {report.frozen:,}", width)
+    print_lines(console, lines)
+    render_placement(report.placement, console)
+    lines = paragraph(shown(f"counted from: {report.counted_from}"), width, "dim")
+    for note in report.notes:
+        lines += paragraph(shown(f"note: {note}"), width, "yellow")
+    print_lines(console, lines)
+
+
+def _breakdown(report: ParamReport, width: int, shown):
+    components = report.by == "component"
+    columns = [Column(report.by, key=True, wrap=True), Column("params", right=True), Column("%", right=True)]
+    if components:
+        columns += [Column("blocks", right=True), Column("per block", right=True)]
+    columns.append(Column("note", style="dim", wrap=True, aside=""))
+    rows: list = []
     for row in report.rows:
         cells = [row.label, f"{row.params:,}", f"{row.percent:.1f}"]
-        if report.by == "component":
+        if components:
             cells += [str(row.blocks) if row.blocks else "", f"{row.per_block:,}" if row.per_block else ""]
-        table.add_row(*cells, row.note)
-    total_cells = ["total", f"{report.total:,}", "100.0"] + (["", ""] if report.by == "component" else []) + [
-        human_count(report.total)]
-    table.add_section()
-    table.add_row(*total_cells, style="bold")
-    console.print(table)
+        rows.append([shown(cell) for cell in cells + [row.note]])
+    total = ["total", f"{report.total:,}", "100.0"] + (["", ""] if components else []) + [human_count(report.total)]
+    styles = [None] * len(rows) + [None, "bold"]
+    return table(columns, rows + [None, total], width, title=shown(f"{report.model}: parameters by {report.by}"),
+                 row_styles=styles)
 
-    memory = Table(title="memory for the weights", title_justify="left", box=None, padding=(0, 2))
-    memory.add_column("dtype")
-    memory.add_column("size", justify="right")
-    for dtype, size in report.memory_bytes.items():
-        memory.add_row(dtype, human_bytes(size))
+
+def _memory(report: ParamReport, width: int):
+    rows = [[dtype, human_bytes(size)] for dtype, size in report.memory_bytes.items()]
     if report.stored_bytes is not None:
-        memory.add_row(f"as stored ({report.stored_dtype})", human_bytes(report.stored_bytes))
-    console.print(memory)
-    if report.tied:
-        for group in report.tied:
-            console.print(Text(f"tied: {group.stored_as} is also {', '.join(group.shared_with)} "
-                               f"({group.params:,} parameters, counted once)", style="blue"))
-    if report.trainable is not None:
-        console.print(f"trainable: {report.trainable:,}   frozen: {report.frozen:,}")
-
-    render_placement(report.placement, console)
-    console.print(Text(f"counted from: {report.counted_from}", style="dim"))
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        rows.append([f"as stored ({report.stored_dtype})", human_bytes(report.stored_bytes)])
+    return (paragraph("memory for the weights", width, "italic") +
+            grid([Column("dtype", key=True), Column("size", right=True)], rows, width, gap=4, indent=2))

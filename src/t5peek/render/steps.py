@@ -21,7 +21,7 @@ from t5peek.render.self_attention import render_self_attention
 _STRATEGY = {"greedy": "greedy search", "sample": "sampling", "beam": "beam search",
              "beam sample": "beam search with sampling"}
 _RULE = {"greedy": "greedy: highest score", "sampled": "sampled", "beam": "beam search",
-         "beam sample": "beam search (sampled)"}
+         "beam sample": "beam search (sampled)", "forced": "forced by --force"}
 _INPUT_SHOWN = 32  # cells of a decoder input shown, from its end: the same at every width
 _BEAM_INPUT_SHOWN = 24
 _PENALTY_NOTE = " (log-prob / length^penalty)"
@@ -251,6 +251,31 @@ def heatmap_lines(run: DecodeRun, width: int = 100) -> list[Text]:
                        [show_token(t) for t in run.source_tokens], width)
 
 
+def render_branch(run: DecodeRun, console: Console) -> None:
+    """--force: the original and the branch side by side, from the forced step on."""
+    forced = run.forced
+    if forced is None:
+        return
+    width = _width(console)
+    console.print()
+    _print(console, flow(words(f"branch at step {forced.step}: '{show_token(forced.token)}' (id {forced.token_id}) "
+                               f"forced where the model chose '{show_token(forced.original_token)}' "
+                               f"(id {forced.original_token_id}); both go on with the same settings", "bold",
+                               first=""), width))
+    original = forced.original_tokens[1:]  # the token chosen at each step
+    branch = [step.token for step in run.steps]
+    rows = []
+    for index in range(forced.step, max(len(original), len(branch))):
+        left = show_token(original[index]) if index < len(original) else ""
+        right = show_token(branch[index]) if index < len(branch) else ""
+        mark = "◀ forced" if index == forced.step else ("" if left == right else "differs")
+        rows.append([str(index), left, right, mark])
+    columns = [Column("step", right=True), Column("original"), Column("branch"), Column("")]
+    _print(console, grid(columns, rows, width, indent=2))
+    _print(console, flow(words(f"original: {run.original_text!r}", first=""), width))
+    _print(console, flow(words(f"branch:   {run.output_text!r}", first=""), width))
+
+
 def render_run(run: DecodeRun, console: Console, model: str = "", all_layers: bool = False) -> None:
     """The whole run at once (what the command streams piece by piece)."""
     render_plan(run, console, model)
@@ -261,5 +286,6 @@ def render_run(run: DecodeRun, console: Console, model: str = "", all_layers: bo
         for step in run.steps:
             render_step(step, console, run, all_layers)
     render_summary(run, console)
+    render_branch(run, console)
     render_self_attention(run, console)
     render_occlusion(run, console)

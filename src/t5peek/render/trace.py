@@ -5,17 +5,15 @@ step lists only what differs from the step before; --json keeps every record."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import groupby
-
 from rich.console import Console
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from t5peek.render.arch import ROLE_STYLES
 from t5peek.render.compare import render_comparison
-from t5peek.render.format import flow, probability
+from t5peek.render.format import Column, flow, print_lines, probability
+from t5peek.render.table import rule, say, shown, table, whole
+from t5peek.render.trace_rows import Note, Row, print_rows
 from t5peek.trace import MODEL, STACK, VIEW_NOTES, CacheShape, Phase, Routing, TraceRecord, TraceReport, explanation_key
 from t5peek.trace.explain import explanation
 
@@ -33,8 +31,6 @@ _UNNAMED_WHEN_ALONE = {"hidden_states", "input", "output", "input_ids", "hidden"
 _STYLES = dict(ROLE_STYLES, block="bold", stack="bold", model="bold", experts="yellow")
 _MAX_TOKENS_SHOWN = 64
 _MAX_ROWS_SHOWN = 48
-_MIN_SHAPES_WIDTH = 36  # below this, the class goes in the module column
-_HEADER_SPLIT = "module · class"
 
 
 def render_trace(report: TraceReport, console: Console) -> None:
@@ -48,22 +44,22 @@ def render_trace(report: TraceReport, console: Console) -> None:
         _phase(report, phase, console, explained, previous, first_step)
         previous = phase if phase.kind == "step" and not report.stats else None  # --stats: every value, every step
     if any(record.routing is not None for phase in report.phases for record in phase.records):
-        console.print(Text("mixture of experts: each router sends every token to one expert (top-1; 'a+b': to two, "
+        say(console, Text("mixture of experts: each router sends every token to one expert (top-1; 'a+b': to two, "
                            "top-2), whose feed-forward alone runs on it; '–' marks a token whose expert was full (over "
                            "capacity): it skips the feed-forward and keeps only the residual.", style="dim"))
     if report.view == "generation":
         _steps_table(report, console)
     if report.first_nonfinite is not None:
         bad = report.first_nonfinite
-        console.print(Text(f"first non-finite output: {bad.module or '(model)'} ({bad.cls}), output "
+        say(console, Text(f"first non-finite output: {bad.module or '(model)'} ({bad.cls}), output "
                            f"'{bad.output}' has {bad.nan} NaN and {bad.inf} inf, in {bad.phase}",
                            style="bold red"))
     elif report.stats:
-        console.print(Text("every output is finite (no NaN or inf).", style="green"))
+        say(console, Text("every output is finite (no NaN or inf).", style="green"))
     if report.comparison is not None:
         render_comparison(report.comparison, console)
     for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
+        say(console, Text(f"note: {note}", style="yellow"))
 
 
 # ---------------------------------------------------------------------------------------------- header
@@ -73,53 +69,39 @@ def _header(report: TraceReport, console: Console) -> None:
     view = "teacher forcing (training view)" if report.view == "teacher-forcing" else \
         "greedy generation (inference view)"
     depth = "block view" if report.depth is None else f"depth {report.depth}"
-    console.print(Text.assemble((report.model, "bold"), (f"  {report.model_class}", "dim")))
-    console.print(Text(f"{view} · {depth} · {report.dtype} on {report.device} · "
+    say(console, Text.assemble((report.model, "bold"), (f"  {report.model_class}", "dim")))
+    say(console, Text(f"{view} · {depth} · {report.dtype} on {report.device} · "
                        f"{report.attention_implementation} attention", style="dim"))
-    for line in _token_line("prompt", report.source_tokens, report.source_ids, console.width):
-        console.print(line, soft_wrap=True)  # laid out already: a token and its id stay on one line
-    console.print(Text(VIEW_NOTES[report.view], style="dim italic"))
+    print_lines(console, _token_line("prompt", report.source_tokens, report.source_ids, console))
+    say(console, Text(VIEW_NOTES[report.view], style="dim italic"))
 
 
-def _token_line(label: str, tokens, ids, width: int) -> list[Text]:
+def _token_line(label: str, tokens, ids, console: Console) -> list[Text]:
+    """The tokens and their ids, laid out already: a token and its id stay on one line."""
     pieces = [Text(f"{label} ({len(ids)} tokens):", style="bold")]
-    shown = min(len(ids), _MAX_TOKENS_SHOWN)
-    for i in range(shown):
+    count = min(len(ids), _MAX_TOKENS_SHOWN)
+    for i in range(count):
         piece = Text("  " if i else " ")
         piece.append(tokens[i])
         piece.append(f" {ids[i]}", style="dim")
         pieces.append(piece)
-    if len(ids) > shown:
-        pieces.append(Text(f"  … {len(ids) - shown} more", style="dim"))
-    return flow(pieces, width, indent=0)
+    if len(ids) > count:
+        pieces.append(Text(f"  … {len(ids) - count} more", style="dim"))
+    return flow([shown(piece, console) for piece in pieces], console.width, indent=0)
 
 
 # ---------------------------------------------------------------------------------------------- phases
 
 
-@dataclass
-class _Row:
-    """One row of a phase table: a record, a record kept only to place the changes below it, or a run of blocks."""
-
-    level: int
-    name: str  # the leaf name (`SelfAttention`, `block.3`), indented by `level`
-    style: str
-    cls: Text
-    inputs: list[Text]  # the input items, or the row's note when `outputs` is None
-    outputs: list[Text] | None = None
-    extra: Text | None = None  # stats and routing lines
-    ms: str = ""
-
-
 def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[str], previous: Phase | None,
            first_step: Phase | None) -> None:
     console.print()
-    console.rule(Text(f"{phase.name} · {phase.time_ms:.1f} ms", style="bold"), align="left", style="dim")
+    rule(console, Text(f"{phase.name} · {phase.time_ms:.1f} ms", style="bold"))
     detail = _phase_detail(report, phase)
     if detail:
-        console.print(Text(detail, style="dim"))
+        say(console, Text(detail, style="dim"))
     if not phase.records:
-        console.print(Text("no module at this depth ran in this phase (the encoder runs outside the model's "
+        say(console, Text("no module at this depth ran in this phase (the encoder runs outside the model's "
                            "own forward here); try a larger --depth.", style="dim"))
         return
     walk = _Walk(report, phase, explained)
@@ -132,12 +114,12 @@ def _phase(report: TraceReport, phase: Phase, console: Console, explained: set[s
         # under a cross-attention with a cache note, the projections that did run (q, o) make the contrast
         walk.full = changed | {r.index for r in phase.records if r.parent in walk.notes}
         walk.keep = phase.with_ancestors(walk.full)
-        console.print(Text(f"only what differs from {previous.name} is listed: the other "
+        say(console, Text(f"only what differs from {previous.name} is listed: the other "
                            f"{len(phase.records) - len(changed)} of {len(phase.records)} modules ran with the same "
                            "shapes.", style="dim"))
     for root in walk.children.get(None, ()):
         walk.record(root)
-    _print_rows(walk.rows, console)
+    print_rows(walk.rows, console)
 
 
 class _Walk:
@@ -158,13 +140,13 @@ class _Walk:
             self.explained.add(key)
             line = Text("ℹ ", style="cyan")
             line.append(explanation(key, self.report.design), style="italic")
-            self.rows.append(Padding(line, (0, 0, 0, 2 * record.level)))
+            self.rows.append(Note(line, 2 * record.level))
         cls, inputs, outputs, extra = _cells(self.report, self.phase, record)
         style = _STYLES.get(record.role, "")
         if self.full is not None and record.index not in self.full:
-            self.rows.append(_Row(record.level, record.leaf, style, cls, [Text("unchanged", style="dim")]))
+            self.rows.append(Row(record.level, record.leaf, style, cls, [Text("unchanged", style="dim")]))
         else:
-            self.rows.append(_Row(record.level, record.leaf, style, cls, inputs, outputs, extra,
+            self.rows.append(Row(record.level, record.leaf, style, cls, inputs, outputs, extra,
                                   f"{record.time_ms:.2f}"))
         children = [c for c in self.children.get(record.index, ()) if self.keep is None or c.index in self.keep]
         note = self.notes.get(record.index)
@@ -181,45 +163,11 @@ class _Walk:
     def _same(self, run: list[TraceRecord]) -> None:
         first, rest = run[0], run[1:]
         name = rest[0].leaf + (f"–{rest[-1].module.rpartition('.')[2]} × {len(rest)}" if len(rest) > 1 else "")
-        self.rows.append(_Row(first.level, name, "bold", Text(first.cls), [Text(f"same as {first.leaf}", style="dim")],
+        self.rows.append(Row(first.level, name, "bold", Text(first.cls), [Text(f"same as {first.leaf}", style="dim")],
                               ms=f"{sum(r.time_ms for r in rest):.2f}"))
 
     def _note(self, record: TraceRecord, text: str) -> None:
-        self.rows.append(Padding(Text(text, style=_STYLES["cross-attention"]), (0, 0, 0, 2 * record.level + 2)))
-
-
-def _print_rows(rows: list, console: Console) -> None:
-    """Rows in tables whose columns fit the widest name and class, so that no name is ever cut; the shapes get the
-    rest and wrap between items. Narrow consoles put the class under the name. Full-width lines split the table."""
-    table_rows = [row for row in rows if isinstance(row, _Row)]
-    name_width = max(len(row.name) + 2 * row.level for row in table_rows)
-    class_width = max(len(row.cls) for row in table_rows)
-    split = name_width + class_width + 8 + 6 + _MIN_SHAPES_WIDTH > console.width
-    if split:
-        name_width = max([name_width, len(_HEADER_SPLIT)]
-                         + [2 * row.level + 2 + len(row.cls) for row in table_rows if row.cls])
-        shapes_width = console.width - name_width - 8 - 4
-    else:
-        shapes_width = console.width - name_width - class_width - 8 - 6
-    shapes_width = max(shapes_width, 12)
-    header = True
-    for is_row, group in groupby(rows, key=lambda row: isinstance(row, _Row)):
-        if not is_row:
-            for line in group:
-                console.print(line)
-            continue
-        table = Table(box=None, padding=(0, 1), pad_edge=False, show_edge=False, header_style="bold",
-                      show_header=header)
-        table.add_column(_HEADER_SPLIT if split else "module", no_wrap=True, width=name_width)
-        if not split:
-            table.add_column("class", no_wrap=True, style="dim", width=class_width)
-        table.add_column("inputs → outputs", width=shapes_width)
-        table.add_column("ms", justify="right", no_wrap=True, width=8)
-        for row in group:
-            cells = [_name_cell(row, name_width if split else 0)] + ([] if split else [row.cls])
-            table.add_row(*cells, _shapes_cell(row, shapes_width), row.ms)
-        console.print(table)
-        header = False
+        self.rows.append(Note(Text(text, style=_STYLES["cross-attention"]), 2 * record.level + 2))
 
 
 def _routing_text(routing: Routing, tokens: tuple[str, ...]) -> Text:
@@ -265,18 +213,6 @@ def _phase_detail(report: TraceReport, phase: Phase) -> str:
     return ""
 
 
-def _name_cell(row: _Row, width: int) -> Text:
-    """The indented name; given a width (narrow consoles), the class after it, or under it where it does not fit."""
-    text = Text(" " * 2 * row.level)
-    text.append(row.name, style=row.style)
-    if width and row.cls:
-        text.append("  " if len(text) + 2 + len(row.cls) <= width else "\n" + " " * (2 * row.level + 2))
-        cls = row.cls.copy()
-        cls.stylize("dim")
-        text.append_text(cls)
-    return text
-
-
 def _class_cell(record: TraceRecord, report: TraceReport) -> Text:
     text = Text("" if record.role == MODEL else record.cls)
     extra = [value for value, usual in ((record.dtype, report.dtype), (record.device, report.device))
@@ -304,37 +240,6 @@ def _cells(report: TraceReport, phase: Phase, record: TraceRecord) -> tuple[Text
     if record.routing is not None:
         extra.append_text(_routing_text(record.routing, report.tokens_of(phase, record)))
     return _class_cell(record, report), inputs, outputs, extra if extra.plain else None
-
-
-def _shapes_cell(row: _Row, width: int) -> Text:
-    """Inputs → outputs on one line when they fit; else the outputs on their own line. Lines break between items."""
-    text = _flow(row.inputs, width)
-    if row.outputs is not None:
-        outputs = _flow(row.outputs, width, start=2)
-        together = "\n" not in text.plain + outputs.plain and len(text) + 3 + len(outputs) <= width
-        text.append(" → " if together else "\n→ ", style="dim")
-        text.append_text(outputs)
-    if row.extra is not None:
-        text.append_text(row.extra)
-    return text
-
-
-def _flow(items: list[Text], width: int, start: int = 0) -> Text:
-    """Items joined by commas (a cache's parts by semicolons), a new line before one that would not fit: an item is
-    never broken in two (one longer than a whole line wraps between its words)."""
-    pieces = [("; " if j else ", ", part) for item in items for j, part in enumerate(item.split("; "))]
-    text = Text()
-    column = start
-    for i, (joiner, piece) in enumerate(pieces):
-        if i and column + len(joiner) + len(piece) > width - 1:  # -1: room for the comma that ends the line
-            text.append(joiner.rstrip() + "\n")
-            column = 0
-        elif i:
-            text.append(joiner)
-            column += len(joiner)
-        text.append_text(piece)
-        column += len(piece)
-    return text
 
 
 def _items(shapes: dict, record: TraceRecord | None = None, full_cache: bool = True) -> list[Text]:
@@ -390,27 +295,39 @@ def _arrow(before: tuple[int, ...], after: tuple[int, ...]) -> str:
 # ---------------------------------------------------------------------------------------------- decoder summaries
 
 
+def _summary(console: Console, title: str, columns: list[Column], rows: list[list]) -> None:
+    """A summary table as rich lays it out where that keeps every cell whole; else wrapped whole (render.table)."""
+    drawn = Table(title=title, title_justify="left", box=None, padding=(0, 2), header_style="bold")
+    for column in columns:
+        drawn.add_column(column.header, justify="right" if column.right else "left", style=column.style)
+    for row in rows:
+        drawn.add_row(*row)
+    if whole(console, drawn):
+        console.print(drawn)
+        return
+    print_lines(console, table(columns, [[shown(cell, console) for cell in row] for row in rows], console.width,
+                               title=shown(title, console).plain))
+
+
 def _teacher_forcing_table(report: TraceReport, console: Console) -> None:
     console.print()
-    table = Table(title="decoder input = labels shifted right by one (the model's own shift)",
-                  title_justify="left", box=None, padding=(0, 2), header_style="bold")
-    table.add_column("position", justify="right")
-    table.add_column("decoder input (id)")
-    table.add_column("label = what it must predict (id)")
-    table.add_column("model's top guess (id)", style="dim")
+    columns = [Column("position", right=True, key=True), Column("decoder input (id)", wrap=True),
+               Column("label = what it must predict (id)", wrap=True), Column("model's top guess (id)", style="dim",
+                                                                               wrap=True)]
+    rows = []
     count = len(report.labels)
     for i in range(min(count, _MAX_ROWS_SHOWN)):
         guess = ""
         if i < len(report.predicted_ids):
             mark = "✓" if report.predicted_ids[i] == report.labels[i] else "✗"
             guess = f"{report.predicted_tokens[i]} ({report.predicted_ids[i]}) {mark}"
-        table.add_row(str(i), f"{report.decoder_input_tokens[i]} ({report.decoder_input_ids[i]})",
-                      f"{report.label_tokens[i]} ({report.labels[i]})", guess)
+        rows.append([str(i), f"{report.decoder_input_tokens[i]} ({report.decoder_input_ids[i]})",
+                     f"{report.label_tokens[i]} ({report.labels[i]})", guess])
     if count > _MAX_ROWS_SHOWN:
-        table.add_row("…", f"{count - _MAX_ROWS_SHOWN} more", "", "")
-    console.print(table)
+        rows.append(["…", f"{count - _MAX_ROWS_SHOWN} more", "", ""])
+    _summary(console, "decoder input = labels shifted right by one (the model's own shift)", columns, rows)
     if report.loss is not None:
-        console.print(Text(f"loss {report.loss:.4f}: cross-entropy of every position's logits against its "
+        say(console, Text(f"loss {report.loss:.4f}: cross-entropy of every position's logits against its "
                            "label, all positions from this one pass", style="dim"))
 
 
@@ -418,27 +335,22 @@ def _steps_table(report: TraceReport, console: Console) -> None:
     if not report.steps:
         return
     console.print()
-    table = Table(title="greedy decoding, one token per step", title_justify="left", box=None, padding=(0, 2),
-                  header_style="bold")
-    table.add_column("step", justify="right")
-    table.add_column("fed (id)")
-    table.add_column("pos", justify="right")
-    table.add_column("self-attn cache")
-    table.add_column("cross-attn K/V")
-    table.add_column("next token (id)")
-    table.add_column("p", justify="right")
+    columns = [Column("step", right=True, key=True), Column("fed (id)", wrap=True), Column("pos", right=True),
+               Column("self-attn cache", wrap=True), Column("cross-attn K/V", wrap=True),
+               Column("next token (id)", wrap=True), Column("p", right=True)]
+    rows = []
     for step in report.steps:
         projections = step.cross_kv_projections
-        table.add_row(str(step.step), f"{step.input_token} ({step.input_id})", str(step.position),
-                      _arrow(step.self_cache_before, step.self_cache_after),
-                      f"computed ({projections} proj.)" if projections else "reused (0 proj.)",
-                      f"{step.next_token} ({step.next_id})" + (" end" if step.eos else ""),
-                      probability(step.next_probability))
-    console.print(table)
+        rows.append([str(step.step), f"{step.input_token} ({step.input_id})", str(step.position),
+                     _arrow(step.self_cache_before, step.self_cache_after),
+                     f"computed ({projections} proj.)" if projections else "reused (0 proj.)",
+                     f"{step.next_token} ({step.next_id})" + (" end" if step.eos else ""),
+                     probability(step.next_probability)])
+    _summary(console, "greedy decoding, one token per step", columns, rows)
     layers = len(report.steps[-1].self_cache_after)
     cross = report.steps[-1].cross_cache[0] if report.steps[-1].cross_cache else 0
-    console.print(Text(f"self-attention cache: one entry per decoder layer ({layers}), one position more per "
+    say(console, Text(f"self-attention cache: one entry per decoder layer ({layers}), one position more per "
                        f"step; cross-attention cache: keys/values of all {cross} encoder positions, projected "
                        "once at step 0.", style="dim"))
     if report.generated_text:
-        console.print(Text(f"generated so far: {report.generated_text!r}", style="dim"))
+        say(console, Text(f"generated so far: {report.generated_text!r}", style="dim"))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from t5peek import families
+from t5peek import families, finite
 from t5peek.errors import UnsupportedModel
 from t5peek.probe.hooks import evaluating
 from t5peek.probe.stepping import decoder_steps
@@ -56,10 +56,11 @@ class ForcedPosition:
     tolerance: float  # the bound max_abs_diff must stay under at this position
     forced_top_id: int  # argmax of the teacher-forced logits
     cached_top_id: int  # argmax of the cached step's logits
+    compared: bool = True  # false: the logits of both paths are not finite here (NaN or inf): nothing to compare
 
     @property
     def agrees(self) -> bool:
-        return self.max_abs_diff <= self.tolerance and self.forced_top_id == self.cached_top_id
+        return self.compared and self.max_abs_diff <= self.tolerance and self.forced_top_id == self.cached_top_id
 
 
 @dataclass(frozen=True)
@@ -97,8 +98,8 @@ class Comparison:
     dtype: str  # the dtype the model computed the logits in (compared in float32)
     relative_tolerance: float  # each position's tolerance is this × max(2, largest |logit| of the position)
     positions: tuple[ForcedPosition, ...]
-    max_abs_diff: float  # the largest max_abs_diff of the positions
-    agrees: bool  # every position within its tolerance, with the same argmax both ways
+    max_abs_diff: float  # the largest max_abs_diff of the positions compared (NaN when none is)
+    agrees: bool | None  # every position within its tolerance, same argmax both ways; null: some were not compared
     forced_loss: float  # mean cross-entropy of the labels over the teacher-forced logits (in float32): training's loss
     cached_loss: float  # the same over the cached steps' logits
     free_running: tuple[FreeRunPosition, ...]  # stops early at the end-of-sequence token, as generate() does
@@ -106,6 +107,8 @@ class Comparison:
     first_departure: int | None  # the first position whose free-running choice is not the label; None: none
     processors: tuple[str, ...]  # generate()'s logits processors applied to the free-running scores
     mask: CausalMask
+    arbitrary_from: int | None = None  # the first free-running step whose scores are NaN (or all -inf): no choice
+    notes: tuple[str, ...] = ()  # where the numbers stop being finite, in generate's words
 
 
 def compare_runs(model, tokenizer, input_ids, attention_mask, labels, encoder_extra: dict | None = None) -> Comparison:
@@ -132,7 +135,7 @@ def _teacher_forced(model, input_ids, attention_mask, labels, encoder_extra: dic
     above = None
     if weights:
         upper = torch.ones(size, size, dtype=torch.bool, device=weights[0].device).triu(1)
-        above = 0.0 if size == 1 else max(float(w[..., upper].float().abs().max()) for w in weights)
+        above = 0.0 if size == 1 else finite.largest(float(w[..., upper].float().abs().max()) for w in weights)
     mask = CausalMask(size=size, layers=len(weights), heads=int(weights[0].shape[1]) if weights else 0,
                       above_diagonal_max=above)
     return output.logits[0], mask
@@ -170,12 +173,14 @@ def _assemble(tokenizer, forced, cached, labels, fed, free, mask: CausalMask) ->
     label_index = torch.tensor(label_ids, device=forced.device).clamp(min=0).unsqueeze(-1)
     label_p = probabilities.gather(-1, label_index).squeeze(-1).tolist()
     forced_top, cached_top = forced.argmax(-1).tolist(), cached.argmax(-1).tolist()
+    forced_states, cached_states = finite.row_states(forced), finite.row_states(cached)
+    compared = [f is None or c is None for f, c in zip(forced_states, cached_states)]
     label_tokens, fed_tokens = token_strings(tokenizer, label_ids), token_strings(tokenizer, fed_ids)
     positions = tuple(
         ForcedPosition(position=i, input_id=fed_ids[i], input_token=fed_tokens[i], label_id=label_ids[i],
                        label_token=label_tokens[i], label_probability=float(label_p[i]),
                        max_abs_diff=float(differences[i]), tolerance=relative * scales[i],
-                       forced_top_id=int(forced_top[i]), cached_top_id=int(cached_top[i]))
+                       forced_top_id=int(forced_top[i]), cached_top_id=int(cached_top[i]), compared=compared[i])
         for i in range(len(label_ids)))
     targets = labels[0].to(forced.device)
     forced_loss = float(torch.nn.functional.cross_entropy(forced, targets, ignore_index=-100))
@@ -188,9 +193,35 @@ def _assemble(tokenizer, forced, cached, labels, fed, free, mask: CausalMask) ->
     departure = next((p.position for p in free_running if not p.matches), None)
     if departure is None and len(free_running) < len(label_ids):
         departure = len(free_running)  # stopped before the target ended: the next label was never produced
+    compared_differences = [d for d, kept in zip(differences, compared) if kept]
+    agrees = all(p.agrees for p in positions if p.compared)
+    arbitrary = finite.first(finite.scores_state(step.top_k[0].score) for step in free.steps)
     return Comparison(dtype=dtype, relative_tolerance=relative, positions=positions,
-                      max_abs_diff=max(differences, default=0.0), agrees=all(p.agrees for p in positions),
+                      max_abs_diff=finite.largest(compared_differences),
+                      agrees=None if agrees and not all(compared) else agrees,
                       forced_loss=forced_loss, cached_loss=cached_loss, free_running=free_running,
                       free_running_text=free.output_text, first_departure=departure, processors=free.processors,
-                      mask=mask)
+                      mask=mask, arbitrary_from=None if arbitrary is None else arbitrary[0],
+                      notes=_nonfinite_notes(forced_states, cached_states, arbitrary))
+
+
+def _nonfinite_notes(forced_states: list, cached_states: list, arbitrary) -> tuple[str, ...]:
+    """generate's sentence for the first position whose logits are not finite (in both paths, or in one: then the
+    paths differ there), and for the first free-running step whose scores leave no choice."""
+    notes = []
+    first = finite.first(f or c for f, c in zip(forced_states, cached_states))
+    if first is not None:
+        position = first[0]
+        forced, cached = forced_states[position], cached_states[position]
+        if forced is not None and cached is not None:
+            notes.append(finite.from_step(position, "logits of both paths", forced if forced == cached else
+                                          "not finite", "teacher forcing and the cached steps are not compared "
+                                          "there", unit="position"))
+        else:
+            numbers = "teacher-forced logits" if forced is not None else "cached steps' logits"
+            notes.append(finite.from_step(position, numbers, forced or cached, "the other path's are finite, so the "
+                                          "two paths differ", unit="position"))
+    if arbitrary is not None:
+        notes.append(finite.from_step(arbitrary[0], "free-running scores", arbitrary[1], "the choices are arbitrary"))
+    return tuple(notes)
 
