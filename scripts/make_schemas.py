@@ -23,6 +23,7 @@ from t5peek.budget.records import BudgetReport
 from t5peek.generate.records import DecodeRun, Step
 from t5peek.info import ModelInfo
 from t5peek.interventions.records import KnockoutRun, PatchRun
+from t5peek.attribution.records import AttributionRun
 from t5peek.jsonable import SCHEMA_VERSION
 from t5peek.lens.records import LensRun
 from t5peek.params import ParamReport
@@ -31,7 +32,8 @@ from t5peek.trace.records import TraceReport
 OUT = Path(__file__).resolve().parent.parent / "src" / "t5peek" / "schemas"
 COMMANDS = {"info": ModelInfo, "arch": ArchReport, "params": ParamReport, "trace": TraceReport,
             "generate": DecodeRun, "attend": AttendReport, "budget": BudgetReport,
-            "lens": LensRun, "patch": PatchRun, "knockout": KnockoutRun}
+            "lens": LensRun, "patch": PatchRun, "knockout": KnockoutRun,
+            "attribute": AttributionRun}
 DESCRIPTIONS = {
     "info": "A one-screen summary of a model from config.json and the checkpoint headers.",
     "arch": "The module tree: repeated blocks collapsed, parameters per node.",
@@ -45,6 +47,8 @@ DESCRIPTIONS = {
     "budget": "Memory and FLOPs of generate() or of one fine-tuning step, from config.json and the headers alone.",
     "patch": "Activation patching of one decoder position: the score of the clean token with each site restored alone "
              "from the clean run into the corrupted one.",
+    "attribute": "Integrated gradients of one decoder position's score over the source tokens and the decoder's "
+                 "earlier tokens, with the completeness check, beside cross-attention and occlusion drops.",
     "knockout": "Attention heads knocked out: the original tokens' logits with and without them, and the output "
                 "decoded with them knocked out.",
 }

@@ -18,7 +18,7 @@ import pytest
 from helpers import assert_known_outcome, run_t5peek, t5peek_script
 
 PROMPT = "translate English to German: the house is small"
-COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget", "patch", "knockout")
+COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget", "patch", "knockout", "attribute")
 
 
 # ----------------------------------------------------------------------------- usage errors
@@ -38,7 +38,7 @@ COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "bu
     (("generate", "x", "--html"), ("--html needs a value",)),
     (("trace", "-m", "demo", "the", "house"), ("more arguments than it takes: house", "Quote PROMPT")),
     (("nope",), ("'nope' is not a t5peek command",
-                  "info, arch, params, trace, generate, lens, attend, budget, patch and knockout")),
+                  "info, arch, params, trace, generate, lens, attend, budget, patch, knockout and attribute")),
     (("arhc", "demo"), ("'arhc' is not a t5peek command", "did you mean arch")),
     (("--frob",), ("t5peek has no option --frob",)),
 ])

@@ -60,6 +60,8 @@ CASES = {
     "patch": ("patch", "-m", "demo", ES, "--corrupt", ES.replace("red", "blue"), "--position", "2"),
     "patch-noise": ("patch", "-m", "demo", ES, "--noise", "6:7", "--position", "2", "--metric", "prob"),
     "generate-force": ("generate", "-m", "demo", ES, "--force", "2=azul"),
+    "attribute": ("attribute", "-m", "demo", ES, "--position", "2"),
+    "attribute-contrast": ("attribute", "-m", "demo", ES, "--position", "2", "--contrast", "azul", "--steps", "64"),
     "knockout": ("knockout", "-m", "demo", ES, "--head", "cross:2.0", "--head", "cross:1.1"),
     "knockout-sweep": ("knockout", "-m", "demo", ES, "--sweep", "cross", "--mode", "mean"),
     "budget": ("budget", "demo", "--batch", "8", "--source", "64", "--target", "32"),

@@ -56,6 +56,11 @@ COMMANDS = {
     "budget": lambda m: ("budget", m, "--batch", "2", "--source", "16", "--target", "8", "--num-beams", "2"),
     "budget-train": lambda m: ("budget", m, "--source", "16", "--target", "8", "--mode", "train",
                                "--gradient-checkpointing", "--optimizer", "adafactor"),
+    "patch": lambda m: ("patch", "-m", m, PROMPT, "--noise", "1:3"),
+    "knockout": lambda m: ("knockout", "-m", m, PROMPT, "--head", "cross:0.1", "--sweep", "self", "-n", "4"),
+    "generate-force": lambda m: ("generate", "-m", m, PROMPT, "-n", "3", "--force", "0=#5"),
+    "lens-options": lambda m: ("lens", "-m", m, PROMPT, "-n", "2", "--heads", "--watch", "#5", "--encoder-layer", "0"),
+    "attribute": lambda m: ("attribute", "-m", m, PROMPT, "--steps", "8"),
 }
 
 

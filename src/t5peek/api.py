@@ -30,6 +30,7 @@ from t5peek.attend.run import AttendRequest, run_attend
 from t5peek.lens.run import LensRequest, run_lens
 from t5peek.interventions.knockout import KnockoutRequest, parse_head, run_knockout
 from t5peek.interventions.patch import PatchRequest, run_patch
+from t5peek.attribution.run import DEFAULT_STEPS, AttributeRequest, run_attribute
 
 VIEWS = ("component", "layer", "type")  # the breakdowns params() offers
 
@@ -169,6 +170,14 @@ class Model:
         parsed = tuple(parse_head(head) if isinstance(head, str) else head for head in heads)
         return self.run(KnockoutRequest(prompt, parsed, mode, max_new_tokens, sweep))
 
+    def attribute(self, prompt: str, *, position: int = 0, contrast: str | None = None, steps: int | None = None,
+                  max_new_tokens: int | None = None):
+        """Integrated gradients of decoder `position`'s score (the greedy token's logit, minus `contrast`'s: a
+        vocabulary string or "#ID") over the source token embeddings and over the decoder's tokens 0..position,
+        against pad-token embeddings, with the same position's cross-attention and occlusion drops. Returns a
+        `t5peek.attribution.records.AttributionRun`."""
+        return self.run(AttributeRequest(prompt, position, contrast, steps or DEFAULT_STEPS, max_new_tokens))
+
     def budget(self, *, batch: int = 1, source: int = 512, target: int = 128, mode: str = "generate",
                num_beams: int = 1, optimizer: str = "adamw", gradient_checkpointing: bool = False,
                device: str | None = None, plan_memory: dict | None = None):
@@ -181,14 +190,14 @@ class Model:
     def run(self, request, on_start: Callable | None = None, on_step: Callable | None = None,
             progress_steps: bool | None = None):
         """The record of one view's request (a GenerateRequest, TraceRequest, LensRequest, AttendRequest,
-        PatchRequest or KnockoutRequest, valid
+        PatchRequest, KnockoutRequest or AttributeRequest, valid
         by construction): the path the CLI takes. `on_start` and `on_step` stream generate's plan and steps;
         `progress_steps` shows the step reached on the progress line too (default: without `on_step`)."""
         if isinstance(request, GenerateRequest):
             return run_generate(self.session, request, on_start=on_start, on_step=on_step,
                                 progress_steps=progress_steps)
         runs = {TraceRequest: run_trace, LensRequest: run_lens, AttendRequest: run_attend, PatchRequest: run_patch,
-                KnockoutRequest: run_knockout}
+                KnockoutRequest: run_knockout, AttributeRequest: run_attribute}
         if type(request) not in runs:
             raise TypeError(f"Model.run takes a view's request, not {type(request).__name__}")
         return runs[type(request)](self.session, request)

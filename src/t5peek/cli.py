@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek import __version__
-from t5peek.commands import arch, attend, budget, generate, info, knockout, lens, params, patch, trace
+from t5peek.commands import arch, attend, attribute, budget, generate, info, knockout, lens, params, patch, trace
 from t5peek.output import MAX_WIDTH, MIN_WIDTH, Terminated
 from t5peek.usage import Group
 
@@ -73,6 +73,7 @@ app.command("attend", help=attend.HELP)(attend.attend_command)
 app.command("budget", help=budget.HELP)(budget.budget_command)
 app.command("patch", help=patch.HELP)(patch.patch_command)
 app.command("knockout", help=knockout.HELP)(knockout.knockout_command)
+app.command("attribute", help=attribute.HELP)(attribute.attribute_command)
 
 
 def main() -> None:

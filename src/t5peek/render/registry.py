@@ -10,11 +10,13 @@ from t5peek.attend.records import AttendReport
 from t5peek.budget.records import BudgetReport
 from t5peek.generate import DecodeRun
 from t5peek.info import ModelInfo
+from t5peek.attribution.records import AttributionRun
 from t5peek.interventions.records import KnockoutRun, PatchRun
 from t5peek.lens.records import LensRun
 from t5peek.params import ParamReport
 from t5peek.render.arch import render_arch
 from t5peek.render.attend import render_attend
+from t5peek.render.attribute import render_attribute
 from t5peek.render.budget import render_budget
 from t5peek.render.info import render_info
 from t5peek.render.knockout import render_knockout
@@ -28,7 +30,7 @@ from t5peek.trace import TraceReport
 RENDERERS: dict[type, Callable] = {
     ModelInfo: render_info, ArchReport: render_arch, ParamReport: render_params, TraceReport: render_trace,
     DecodeRun: render_run, AttendReport: render_attend, BudgetReport: render_budget, LensRun: render_lens,
-    PatchRun: render_patch, KnockoutRun: render_knockout,
+    PatchRun: render_patch, KnockoutRun: render_knockout, AttributionRun: render_attribute,
 }
 
 
