@@ -9,18 +9,20 @@ from rich.tree import Tree
 from t5peek import anatomy
 from t5peek.arch import ArchReport, ModuleNode
 from t5peek.render.format import human_count
-from t5peek.render.table import fit_shown, say
+from t5peek.render.table import fit_shown, say, shown, widest_part
 
 ROLE_STYLES = {"embedding": "cyan", "position": "cyan", "self-attention": "green", "cross-attention": "magenta",
                "feed-forward": "yellow", "experts": "yellow", "router": "yellow", "norm": "dim", "lm_head": "blue"}
 
 
-_GUIDE = 4  # cells of tree guide in front of a label, per level
-
-
 def render_arch(report: ArchReport, console: Console, show_shapes: bool = True) -> None:
-    root = Tree(_fitted(_label(report.root, show_shapes, is_root=True), console, 0), guide_style="dim")
-    _add_children(root, report.root, show_shapes, console, 1)
+    labels = [(level, _label(node, show_shapes, is_root=level == 0)) for level, node in _walk(report.root, 0)]
+    guide = _guide_width(labels, console)
+    fitted = iter(Text("\n").join(fit_shown(label, console, max(console.width - guide * level, 1)))
+                  for level, label in labels)
+    root = _Tree(next(fitted), guide_style="dim")
+    root.guides(guide)
+    _add_children(root, report.root, fitted)
     console.print(root)
     say(console, Text(f"total: {report.total:,} parameters ({human_count(report.total)}), tied weights "
                       "counted once", style="bold"))
@@ -31,16 +33,31 @@ def render_arch(report: ArchReport, console: Console, show_shapes: bool = True) 
         say(console, Text(f"note: {note}", style="yellow"))
 
 
-def _add_children(branch: Tree, node: ModuleNode, show_shapes: bool, console: Console, level: int) -> None:
+class _Tree(Tree):
+    """rich's Tree, with guides of 4 cells (rich's), or 3 or 2 where a name would not fit beside 4-cell guides."""
+
+    def guides(self, width: int) -> None:
+        self.ASCII_GUIDES = tuple(guide[:width - 1] + guide[-1] if width < 4 else guide
+                                  for guide in Tree.ASCII_GUIDES)
+        self.TREE_GUIDES = [tuple(guide[:width - 1] + guide[-1] if width < 4 else guide for guide in guides)
+                            for guides in Tree.TREE_GUIDES]
+
+
+def _guide_width(labels: list[tuple[int, Text]], console: Console) -> int:
+    """The widest guides (4 cells, 3 or 2) beside which every label's words fit whole."""
+    need = [(level, widest_part(shown(label, console))) for level, label in labels]
+    return next((guide for guide in (4, 3) if all(part <= console.width - guide * level for level, part in need)), 2)
+
+
+def _walk(node: ModuleNode, level: int):
+    yield level, node
     for child in node.children:
-        sub = branch.add(_fitted(_label(child, show_shapes), console, level))
-        _add_children(sub, child, show_shapes, console, level + 1)
+        yield from _walk(child, level + 1)
 
 
-def _fitted(label: Text, console: Console, level: int) -> Text:
-    """The label broken where rich would break it beside the guides of its level, but never inside a word: a long
-    dotted name breaks after a dot, and a number never breaks."""
-    return Text("\n").join(fit_shown(label, console, max(console.width - _GUIDE * level, 1)))
+def _add_children(branch: Tree, node: ModuleNode, fitted) -> None:
+    for child in node.children:
+        _add_children(branch.add(next(fitted)), child, fitted)
 
 
 def _label(node: ModuleNode, show_shapes: bool, is_root: bool = False) -> Text:

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from t5peek.attend import AttendReport, AttentionKind
+from t5peek.render.table import fit_text
 from t5peek.render.format import Column, bar, flow, grid, grid_width, probability, show_token, words
 
 SHOWN_VALUES = 8  # values of a vector shown without --full
@@ -48,7 +49,9 @@ def _tiny(value: float) -> str:
 
 
 def _say(console: Console, text: str, width: int, style: str | None = "dim") -> None:
-    _print(console, flow(words(text, style, first="  "), width))
+    """A sentence flowed at `width`; a word wider than the line (a module path) breaks after its dots."""
+    _print(console, [part for line in flow(words(text, style, first="  "), width)
+                     for part in (fit_text(line, width) if line.cell_len > width else [line])])
 
 
 def _stage(console: Console, title: str, text: str, width: int) -> None:

@@ -9,7 +9,8 @@ import math
 from rich.console import Console
 from rich.text import Text
 
-from t5peek.render.format import Column, flow, grid, probability
+from t5peek.render.format import Column, grid, probability
+from t5peek.render.table import rule, say, shown
 from t5peek.trace.compare import CausalMask, Comparison, FreeRunPosition
 
 MAX_ROWS_SHOWN = 48
@@ -19,19 +20,22 @@ ATTENDS, MASKED = "█", "·"  # ASCII output: '#' and '-'
 
 
 def render_comparison(comparison: Comparison, console: Console) -> None:
-    width = console.width
     console.print()
-    console.rule(Text("training vs inference: the same target, two ways", style="bold"), align="left", style="dim")
-    _forced(comparison, console, width)
-    _mask(comparison, console, width)
-    _free_running(comparison, console, width)
+    rule(console, Text("training vs inference: the same target, two ways", style="bold"))
+    _forced(comparison, console)
+    _mask(comparison, console, console.width)
+    _free_running(comparison, console)
     for note in comparison.notes:
-        _print(console, f"note: {note}", width, "yellow")
+        _print(console, f"note: {note}", "yellow")
 
 
-def _print(console: Console, text: str, width: int, style: str = "dim") -> None:
-    for line in flow([word if n == 0 else " " + word for n, word in enumerate(text.split(" "))], width, indent=0):
-        line.stylize(style)
+def _print(console: Console, text: str, style: str = "dim") -> None:
+    say(console, Text(text, style=style))
+
+
+def _grid(console: Console, columns: list[Column], rows: list[list]) -> None:
+    """A table whose columns wrap whole, measured in the glyphs the console shows."""
+    for line in grid(columns, [[shown(cell, console) for cell in row] for row in rows], console.width, indent=2):
         console.print(line)
 
 
@@ -42,9 +46,9 @@ def _delta(value: float) -> str:
 # ---------------------------------------------------------------------------------------------- 1. the logits
 
 
-def _forced(comparison: Comparison, console: Console, width: int) -> None:
+def _forced(comparison: Comparison, console: Console) -> None:
     _print(console, "1. teacher forcing (one pass, every position at once) against the cached decoder (one position "
-                    "per step with a KV cache), both reading the same tokens: the target shifted right.", width,
+                    "per step with a KV cache), both reading the same tokens: the target shifted right.",
            "bold")
     columns = [Column("pos", right=True, key=True), Column("decoder reads (id)"), Column("label (id)"),
                Column("p(label)", right=True), Column("max |diff|", right=True), Column("argmax")]
@@ -54,8 +58,7 @@ def _forced(comparison: Comparison, console: Console, width: int) -> None:
         rows.append([str(position.position), Text(f"{position.input_token} ({position.input_id})"),
                      Text(f"{position.label_token} ({position.label_id})"), probability(position.label_probability),
                      _delta(position.max_abs_diff), same_top if position.compared else "-"])
-    for line in grid(columns, rows, width, indent=2):
-        console.print(line)
+    _grid(console, columns, rows)
     _more(console, len(comparison.positions))
     relative = comparison.relative_tolerance
     compared = sum(p.compared for p in comparison.positions)
@@ -63,11 +66,11 @@ def _forced(comparison: Comparison, console: Console, width: int) -> None:
         str(compared)
     measured = (f"max |diff| {_delta(comparison.max_abs_diff)} over {over} positions, each the largest difference "
                 f"of any logit; tolerance {relative:g} × max(2, largest |logit|) in {comparison.dtype}: ")
-    _print(console, (measured if compared else "") + _verdict(comparison) + ".", width,
+    _print(console, (measured if compared else "") + _verdict(comparison) + ".",
            "bold red" if comparison.agrees is False else "dim")
     _print(console, f"loss {comparison.forced_loss:.4f} from the one teacher-forced pass (what training "
                     f"minimises), {comparison.cached_loss:.4f} from the cached steps: the mean of -log p(label). "
-                    "Training computes every position in one pass because it already knows every input token.", width)
+                    "Training computes every position in one pass because it already knows every input token.")
 
 
 def _verdict(comparison: Comparison) -> str:
@@ -93,7 +96,7 @@ def _mask(comparison: Comparison, console: Console, width: int) -> None:
     console.print()
     _print(console, f"2. the causal mask of the decoder's self-attention ({mask.size} × {mask.size}): row = the "
                     f"position asking, column = the position it may look at; {ATTENDS} attends, {MASKED} masked.",
-           width, "bold")
+           "bold")
     digits = len(str(mask.size - 1))
     labels = [f"{p.position:>{digits}} {_short(p.input_token)}" for p in comparison.positions]
     cell = digits + 1
@@ -106,9 +109,8 @@ def _mask(comparison: Comparison, console: Console, width: int) -> None:
         row.append(" ".join(" " * (cell - 2) + (ATTENDS if j <= i else MASKED) for j in range(shown)))
         console.print(row)
     if shown < mask.size:
-        _print(console, f"the top-left corner, {shown} of {mask.size} positions: every row continues the same way.",
-               width)
-    _print(console, _mask_measured(mask), width)
+        _print(console, f"the top-left corner, {shown} of {mask.size} positions: every row continues the same way.")
+    _print(console, _mask_measured(mask))
 
 
 def _short(token: str) -> str:
@@ -130,11 +132,11 @@ def _mask_measured(mask: CausalMask) -> str:
 # ---------------------------------------------------------------------------------------------- 3. free running
 
 
-def _free_running(comparison: Comparison, console: Console, width: int) -> None:
+def _free_running(comparison: Comparison, console: Console) -> None:
     console.print()
     free = comparison.free_running
     _print(console, f"3. free-running greedy: the decoder reads its own previous choice, as generate() does, for "
-                    f"{len(comparison.positions)} steps (the target's length).", width, "bold")
+                    f"{len(comparison.positions)} steps (the target's length).", "bold")
     departure = comparison.first_departure
     columns = [Column("pos", right=True, key=True), Column("reads (id)"), Column("label (id)"),
                Column("choice (id)"), Column("p", right=True), Column("")]
@@ -142,15 +144,13 @@ def _free_running(comparison: Comparison, console: Console, width: int) -> None:
              Text(f"{p.chosen_token} ({p.chosen_id})"), probability(p.probability),
              _mark(p, departure, comparison.arbitrary_from)]
             for p in free[:MAX_ROWS_SHOWN]]
-    for line in grid(columns, rows, width, indent=2):
-        console.print(line)
+    _grid(console, columns, rows)
     _more(console, len(free))
     if comparison.processors:
-        _print(console, "scores after generate()'s logits processors: " + ", ".join(comparison.processors) + ".",
-               width)
-    _print(console, _departure_text(comparison), width, "bold" if _departed(comparison) else "dim")
+        _print(console, "scores after generate()'s logits processors: " + ", ".join(comparison.processors) + ".")
+    _print(console, _departure_text(comparison), "bold" if _departed(comparison) else "dim")
     if comparison.free_running_text:
-        console.print(Text(f"free-running output: {comparison.free_running_text!r}", style="dim"))
+        _print(console, f"free-running output: {comparison.free_running_text!r}")
 
 
 def _departed(comparison: Comparison) -> bool:

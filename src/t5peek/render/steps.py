@@ -8,7 +8,9 @@ bars and labels give way first, then what still does not fit moves to the next l
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.text import Text
 
@@ -17,6 +19,7 @@ from t5peek.render.format import Column, bar, flow, grid, grid_width, probabilit
 from t5peek.render.heatmap import shade_lines
 from t5peek.render.occlusion import render_occlusion
 from t5peek.render.self_attention import render_self_attention
+from t5peek.render.table import glyphs_of, shown, table
 
 _STRATEGY = {"greedy": "greedy search", "sample": "sampling", "beam": "beam search",
              "beam sample": "beam search with sampling"}
@@ -85,9 +88,11 @@ def render_plan(plan: DecodePlan, console: Console, model: str = "") -> None:
     value_width = max((len(value) for _, value, _ in rows if len(value) <= 12), default=0)
     column = 2 + name_width + 2 + value_width + 2
     for name, value, source_text in rows:
-        start = Text(f"  {name:<{name_width}}  ", style="bold") + Text(f"{value:<{value_width}}")
+        start = [Text(f"  {name:<{name_width}}  ", style="bold") + Text(f"{value:<{value_width}}")]
+        if start[0].cell_len > width:  # a long value (task_specific_params) flows after the name, word by word
+            start = [Text(f"  {name}", style="bold")] + words(value, first="  ")
         longest = max(len(word) for word in source_text.split(" "))
-        _print(console, flow([start] + words(source_text, "dim", first="  "), width,
+        _print(console, flow(start + words(source_text, "dim", first="  "), width,
                              indent=column if width - column >= max(longest, 40) else 6))
     if plan.processors:
         _print(console, flow(words("  logits processors:", "dim", first="") +
@@ -192,14 +197,22 @@ def render_beam_step(step: BeamStep, console: Console) -> None:
         tokens, _ = tail(row.input_tokens, row.input_ids, _BEAM_INPUT_SHOWN)
         best = " · ".join(f"{show_token(c.token)} {fmt(c.score)}" for c in row.top_k[:3])
         rows.append([str(row.beam), fmt(row.score), tokens, best])
-    _print(console, grid(columns, rows, width))
+    lines = grid(columns, rows, width)
+    glyphs = glyphs_of(console)
+    if any(cell_len(glyphs(line.plain)) > width for line in lines):  # a cell wider than the line: wrap its words
+        lines = table([replace(column, wrap=not column.right) for column in columns],
+                      [[shown(cell, console) for cell in row] for row in rows], width)
+    _print(console, lines)
     if step.next_beams:
         kept = [Text("    kept:", style="dim")]
         kept += [Text(("   " if n else " ") + f"{c.beam} ← beam {c.parent} + {show_token(c.token)} ({fmt(c.score)})")
                  for n, c in enumerate(step.next_beams)]
     else:  # the search ends with this step: no running beam goes on, the finished hypotheses are the result
         kept = words("    kept: none, the search ends here", "dim", first="")
-    _print(console, flow(kept, width, indent=6))
+    lines = flow(kept, width, indent=6)
+    if any(cell_len(glyphs(line.plain)) > width for line in lines):  # `←` is `<-` on an ASCII terminal
+        lines = flow([shown(piece, console) for piece in kept], width, indent=6)
+    _print(console, lines)
     for hypothesis in step.finished:
         line = [Text("    finished:", style="dim")] + words(repr(hypothesis.text), "green")
         line += [Text(f"  from beam {hypothesis.parent},", style="dim"),

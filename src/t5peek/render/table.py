@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Span, Text
 
-from t5peek.output import fallback_text
+from t5peek.output import _glyph as glyph, fallback_text
 from t5peek.render.format import Column, _row, _text
 
 
@@ -81,10 +81,33 @@ def _word_pieces(word: str, width: int) -> list[str]:
         if pieces and cell_len(pieces[-1]) + cell_len(part) <= width:
             pieces[-1] += part
         elif cell_len(part) > width and not _is_number(part) and width > 0:
-            pieces += [part[i:i + width] for i in range(0, len(part), width)]
+            pieces += _fold(part, width)
         else:
             pieces.append(part)
     return pieces
+
+
+def _fold(part: str, width: int) -> list[str]:
+    """`part` in pieces of `width` characters, but never between two digits of a number (`Embedding(32128,` is
+    `Embedding(` and `32128,`): a number longer than the line stays whole."""
+    pieces = []
+    while len(part) > width:
+        cut = width
+        while cut and _inside_number(part, cut):
+            cut -= 1
+        if not cut:  # a number from the start: it stays whole
+            cut = width
+            while cut < len(part) and _inside_number(part, cut):
+                cut += 1
+        pieces.append(part[:cut])
+        part = part[cut:]
+    return pieces + [part] if part else pieces
+
+
+def _inside_number(text: str, cut: int) -> bool:
+    left, right = text[cut - 1:cut], text[cut:cut + 1]
+    return bool(left and right) and (left + right).strip("0123456789.,_") == "" and \
+        (left.isdigit() or right.isdigit())
 
 
 def _breakable_parts(word: str) -> list[str]:
@@ -219,13 +242,13 @@ def shown(text, console: Console) -> Text:
     """`text` (str or Text) in the glyphs `console` prints, its styles kept: on an ASCII terminal a layout measured
     on it is what is shown (`→` is `->`, two cells), and the ASCII fallback leaves it as it is."""
     text = _text(text)
-    glyphs = glyphs_of(console)
-    if glyphs("→") == "→":
+    encoding = (console.encoding or "utf-8").lower()
+    if encoding.replace("_", "-").startswith("utf"):
         return text
     cuts = sorted({edge for span in text.spans for edge in (span.start, span.end)} - {0, len(text)})
     out = Text(style=text.style, end=text.end)
     for part in text.divide(cuts):
-        piece = glyphs(part.plain)
+        piece = "".join(glyph(char, encoding) for char in part.plain)
         out.append_text(Text(piece, spans=[Span(0, len(piece), span.style) for span in part.spans]))
     return out
 
