@@ -18,7 +18,8 @@ import pytest
 from helpers import assert_known_outcome, run_t5peek, t5peek_script
 
 PROMPT = "translate English to German: the house is small"
-COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget", "patch", "knockout", "attribute")
+COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "budget", "patch", "knockout", "attribute",
+            "report")
 
 
 # ----------------------------------------------------------------------------- usage errors
@@ -38,7 +39,8 @@ COMMANDS = ("info", "arch", "params", "trace", "generate", "lens", "attend", "bu
     (("generate", "x", "--html"), ("--html needs a value",)),
     (("trace", "-m", "demo", "the", "house"), ("more arguments than it takes: house", "Quote PROMPT")),
     (("nope",), ("'nope' is not a t5peek command",
-                  "info, arch, params, trace, generate, lens, attend, budget, patch, knockout and attribute")),
+                  "info, arch, params, trace, generate, lens, attend, budget, patch, knockout, attribute and "
+                  "report")),
     (("arhc", "demo"), ("'arhc' is not a t5peek command", "did you mean arch")),
     (("--frob",), ("t5peek has no option --frob",)),
 ])

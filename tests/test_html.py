@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import html
 import json
 import re
-import shutil
-import struct
-import subprocess
 import zlib
-from pathlib import Path
 
 import pytest
+from support.browser import browser as _browser, dump_dom, needs_browser, script_errors
+from support.browser import png_is_not_blank as _png_is_not_blank
 
 torch = pytest.importorskip("torch")
 
 from t5peek.generate import DecodeSettings, decode  # noqa: E402
+from t5peek.render.format import probability  # noqa: E402
 from t5peek.render.html import render_html, report_data, write_html  # noqa: E402
+from t5peek.render.pages.packing import expand  # noqa: E402
 
 PROMPT = "translate English to German : the red house is small"
 EXTERNAL = re.compile(r"""(src|href|action|poster|data)\s*=\s*["']?\s*(https?:|//)""", re.I)
@@ -33,7 +34,8 @@ def runs(tiny_t5_untied, tiny_bart):
         model = AutoModelForSeq2SeqLM.from_pretrained(str(folder), attn_implementation="eager").eval()
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         ids = tokenizer(PROMPT, return_tensors="pt").input_ids
-        run = decode(model, tokenizer, ids, DecodeSettings(requested=requested, keep_heads=True))
+        run = decode(model, tokenizer, ids, DecodeSettings(requested=requested, keep_heads=True,
+                                                           self_attention=name == "t5"))
         out[name] = dataclasses.replace(run, model="tiny", prompt=PROMPT)
     return out
 
@@ -41,7 +43,7 @@ def runs(tiny_t5_untied, tiny_bart):
 def _embedded(page: str) -> dict:
     block = re.search(r'<script type="application/json" id="t5peek-data">(.*?)</script>', page, re.S)
     assert block, "no data block"
-    return json.loads(block.group(1))
+    return expand(json.loads(block.group(1)))
 
 
 @pytest.mark.parametrize("name", ["t5", "bart-beam"])
@@ -50,7 +52,7 @@ def test_page_is_self_contained(runs, name):
     assert not EXTERNAL.search(page)
     assert "<link" not in page and "@import" not in page and "url(" not in page
     assert "default-src 'none'" in page  # the browser refuses any request the page might make
-    assert page.count("<script") == 2 and page.count("</script>") == 2
+    assert page.count("<script") == 3 and page.count("</script>") == 3  # catch errors, data, drawing
     data = _embedded(page)
     run = runs[name]
     assert data["output_ids"] == list(run.output_ids)
@@ -114,7 +116,7 @@ def test_report_at_256_source_by_64_new_tokens_stays_under_2_mb(tmp_path):
     ids = tokenizer(" ".join(words[i % len(words)] for i in range(255)), return_tensors="pt").input_ids
     assert ids.shape == (1, 256)
     run = decode(model, tokenizer, ids, DecodeSettings(requested={"max_new_tokens": 64, "min_new_tokens": 64},
-                                                       keep_heads=True))
+                                                       keep_heads=True, self_attention=True))
     assert len(run.steps) == 64 and run.encoder_head_attention and run.decoder_head_attention
     page = write_html(dataclasses.replace(run, model="flan-t5-small-shaped", prompt="x"), tmp_path / "big.html")
     assert page.stat().st_size <= 2 * 1024 * 1024
@@ -128,13 +130,13 @@ def test_token_text_cannot_break_out_of_the_page(runs):
                                   source_tokens=(evil,) + run.source_tokens[1:], model="<b>model</b>",
                                   prompt=evil + " {{JS}} {{DATA}}")
     page = render_html(hostile)
-    assert page.count("</script>") == 2
+    assert page.count("</script>") == 3
     assert not EXTERNAL.search(page)
     assert "<b>model</b>" not in page
     data = _embedded(page)
     assert data["steps"][0]["token"] == evil and data["source_tokens"][0] == evil
     assert data["prompt"] == evil + " {{JS}} {{DATA}}"  # placeholders in the text stay text
-    assert page.count('"use strict"') == 1
+    assert page.count("T5PEEK.views.generate = function") == 1
 
 
 def test_non_finite_scores_are_json_strings(runs):
@@ -154,51 +156,6 @@ def test_report_without_heads_still_renders_the_shown_layer(runs):
 
 
 # ----------------------------------------------------------------------------- in a real browser
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def _browser(tmp_path: Path, *args: str, url: str) -> subprocess.CompletedProcess:
-    binary = _chromium()
-    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
-    # virtual time lets the page finish inflating its maps (a promise) before the DOM is dumped
-    command = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-               "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-               "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args, url]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
-
-def _png_is_not_blank(path: Path) -> bool:
-    """Decode the PNG's pixel bytes (zlib, no imaging library) and check they are not all one colour."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    offset, idat, width = 8, b"", 0
-    while offset < len(data):
-        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        chunk = data[offset + 8:offset + 8 + length]
-        if kind == b"IHDR":
-            width = struct.unpack(">I", chunk[:4])[0]
-        elif kind == b"IDAT":
-            idat += chunk
-        offset += 12 + length
-    pixels = zlib.decompress(idat)
-    stride = len(pixels) // max(1, len(pixels) // (width * 4 + 1))
-    rows = [pixels[i + 1:i + stride] for i in range(0, len(pixels), stride)]
-    distinct = set()
-    for row in rows[:: max(1, len(rows) // 200)]:
-        distinct.update(row[::7])
-    return len(distinct) > 8
-
-
-needs_browser = pytest.mark.skipif(_chromium() is None, reason="headless Chromium is not installed "
-                                   "(apt-get install chromium); the browser test needs a real browser")
 
 
 @pytest.mark.slow
@@ -229,10 +186,10 @@ def test_browser_draws_the_map_and_switches_heads(runs, tmp_path, name):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-layer="0"' in dom.stdout and 'data-head="2"' in dom.stdout
     weight = round(run.head_attention[0][0][2][0] * 254) / 254
-    assert f': {round(weight, 4):.4f}"' in dom.stdout
+    assert f': ≈{round(weight, 4):.4f}"' in dom.stdout  # from the page's one-byte copy, and marked so
     encoder_weight = round(run.encoder_head_attention[1][3][0][0] * 254) / 254
     first = run.source_tokens[0]
-    shown = f'{first} → {first}: {round(encoder_weight, 4):.4f}"'
+    shown = f'{first} → {first}: ≈{round(encoder_weight, 4):.4f}"'
     assert shown in dom.stdout or shown.replace("<", "&lt;").replace(">", "&gt;") in dom.stdout
 
     shot = tmp_path / "shot.png"
@@ -240,3 +197,62 @@ def test_browser_draws_the_map_and_switches_heads(runs, tmp_path, name):
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.is_file() and shot.stat().st_size > 5000
     assert _png_is_not_blank(shot)
+
+
+# ----------------------------------------------------------------------------- the report's gaps, fixed
+
+DEMO_PROMPT = "translate English to Spanish: the red house is small"
+
+
+@pytest.fixture(scope="module")
+def demo_run():
+    import t5peek
+
+    return t5peek.Model("demo").generate(DEMO_PROMPT, keep_heads=True, self_attention=True, occlusion=True)
+
+
+def test_page_carries_the_json_document(tmp_path):
+    """Golden: the page's data is `generate --json`'s document, every number exact (no rounding: a probability
+    of 2e-12 is not 0), plus every head's attention under "attention"."""
+    from helpers import run_t5peek
+
+    page = tmp_path / "report.html"
+    run = run_t5peek("generate", "-m", "demo", DEMO_PROMPT, "--self", "--occlusion", "--html", page, "--json")
+    assert run.exit_code == 0, run.stderr
+    data = _embedded(page.read_text(encoding="utf-8"))
+    assert set(data.pop("attention")) == {"scale", "not_a_number", "cross", "encoder", "decoder"}
+    assert data == json.loads(run.stdout)
+
+
+def _with_distinct_encoder_label(run):
+    """The run with the exact encoder self-attention of source token 0 raised by 0.05 at its strongest key: a
+    label drawn from the exact numbers says so, one drawn from the one-byte copy cannot."""
+    weights = [list(row) for row in run.encoder_self_attention.weights]
+    best = max(range(len(weights[0])), key=lambda k: weights[0][k])
+    weights[0][best] += 0.05
+    encoder = dataclasses.replace(run.encoder_self_attention, weights=tuple(map(tuple, weights)))
+    return dataclasses.replace(run, encoder_self_attention=encoder), best, weights[0][best]
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+@needs_browser
+def test_browser_shows_occlusion_legends_exact_labels_and_terminal_numbers(demo_run, tmp_path):
+    run, best, raised = _with_distinct_encoder_label(demo_run)
+    page = write_html(run, tmp_path / "report.html")
+    dom = dump_dom(tmp_path, page)
+    assert script_errors(dom) is None and 'data-rendered="true"' in dom
+    # occlusion: shown, one row per generated token
+    assert f'data-occlusion-rows="{len(run.occlusion.rows)}"' in dom
+    assert '<div id="occlusion" hidden' not in dom and "needs most" in dom
+    # a colour legend beside each map: cross-attention, encoder and decoder self-attention
+    assert dom.count('class="legend"') == 3
+    # labels from the exact numbers: source token 0's strongest key, as the terminal prints it (two decimals)
+    label = f"{run.source_tokens[best]} {raised:.2f}</td>"
+    assert re.search(r'<th class="tok">' + re.escape(run.source_tokens[0]) + r"</th>(<td[^>]*>[^<]*</td>)*?"
+                     r'<td class="focus dim">' + re.escape(label), dom), label
+    # every candidate's probability as the terminal formats it: '<0.01%' where it is below 0.005%, never '0%'
+    shown = [html.unescape(text) for text in re.findall(r'<td class="num">([^<]*%)</td>', dom.split('id="steps"')[1])]
+    expected = [probability(c.probability) for s in run.steps
+                for c in s.top_k + ((s.chosen,) if s.chosen_rank is None else ())]
+    assert shown == expected and "<0.01%" in shown and "0%" not in shown

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from t5peek import __version__
-from t5peek.commands import arch, attend, attribute, budget, generate, info, knockout, lens, params, patch, trace
+from t5peek.commands import (arch, attend, attribute, budget, generate, info, knockout, lens, params, patch, report,
+                             trace)
 from t5peek.output import MAX_WIDTH, MIN_WIDTH, Terminated
 from t5peek.usage import Group
 
@@ -29,6 +30,7 @@ Examples:
   t5peek budget google/flan-t5-base --mode train --batch 8 --source 512
   t5peek patch -m demo "translate English to Spanish: the cat" --noise 6:7
   t5peek knockout -m demo "translate English to German: the cat" --sweep self
+  t5peek report -m demo "translate English to German: the cat" -o report.html
 
 MODEL is a Hub id, a local folder, or 'demo' (a small T5 that ships with t5peek and works offline).
 
@@ -74,6 +76,7 @@ app.command("budget", help=budget.HELP)(budget.budget_command)
 app.command("patch", help=patch.HELP)(patch.patch_command)
 app.command("knockout", help=knockout.HELP)(knockout.knockout_command)
 app.command("attribute", help=attribute.HELP)(attribute.attribute_command)
+app.command("report", help=report.HELP)(report.report_command)
 
 
 def main() -> None:

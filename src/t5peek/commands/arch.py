@@ -8,6 +8,7 @@ import typer
 
 from t5peek.options import (DebugOpt, JsonOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, model_name,
                             open_model)
+from t5peek.commands.generate import HtmlOpt, check_html_target, write_report
 from t5peek.output import Output, cli_command
 
 HELP = """The module tree of the full seq2seq LM, with parameters and weight shapes per node.
@@ -31,6 +32,7 @@ def arch_command(
                                                  help="Show at most this many levels below the root.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Do not collapse repeated blocks.")] = False,
     shapes: Annotated[bool, typer.Option("--shapes/--no-shapes", help="Show each module's weight shapes.")] = True,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -40,6 +42,9 @@ def arch_command(
 ) -> None:
     from t5peek.render.arch import render_arch
 
+    html_target = check_html_target(html)
     out = Output(json, "arch")
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh)
-    out.emit(peek.arch(depth, expand), lambda record, console: render_arch(record, console, show_shapes=shapes))
+    report = peek.arch(depth, expand)
+    write_report(report, html_target, out)
+    out.emit(report, lambda record, console: render_arch(record, console, show_shapes=shapes))

@@ -9,6 +9,7 @@ import typer
 from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, ForceOpt,
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
                             check_prompt_is_not_a_model, model_name, open_model)
+from t5peek.commands.generate import HtmlOpt, check_html_target, write_report
 from t5peek.output import Output, cli_command
 
 HELP = """One attention head, in numbers: the query vector, each key's score (q.k, the scaling, T5's
@@ -58,6 +59,7 @@ def attend_command(
                                                  "the query, from 0. [default: 0]", show_default=False)] = None,
     full: Annotated[bool, typer.Option("--full", help="Print every value of every vector (q, each k and v, the "
                                        "head output, the contribution); --json always has them all.")] = False,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -76,9 +78,11 @@ def attend_command(
 
     check_prompt_is_not_a_model(prompt, model is not None, "attend")
     request = AttendRequest(prompt, layer=layer, head=head, step=step, cross=cross, encoder=encoder, query=query)
+    html_target = check_html_target(html)
     out = Output(json, "attend")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     report = peek.run(request)
+    write_report(report, html_target, out)
     out.emit(report, lambda record, console: render_attend(record, console, full=full))

@@ -10,6 +10,7 @@ import typer
 from t5peek.options import (DebugOpt, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt,
                             RefreshOpt, RevisionOpt, model_name, open_model)
 from t5peek.kinds import Mode, Optimizer
+from t5peek.commands.generate import HtmlOpt, check_html_target, write_report
 from t5peek.output import Output, cli_command
 from t5peek.placement import parse_max_memory
 
@@ -60,6 +61,7 @@ def budget_command(
                                           case_sensitive=False)] = Where.cpu,
     dtype: DtypeOpt = Dtype.auto,
     max_memory: MaxMemoryOpt = None,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -69,6 +71,7 @@ def budget_command(
 ) -> None:
     from t5peek.render.budget import render_budget
 
+    html_target = check_html_target(html)
     out = Output(json, "budget")
     memory = parse_max_memory(max_memory)
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
@@ -77,4 +80,5 @@ def budget_command(
                          num_beams=num_beams, optimizer=Optimizer(optimizer).value,
                          gradient_checkpointing=gradient_checkpointing, device=Where(device).value,
                          plan_memory=memory)
+    write_report(report, html_target, out)
     out.emit(report, render_budget)

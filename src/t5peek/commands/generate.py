@@ -42,6 +42,8 @@ Examples:
       --sample --temperature 0.7 --seed 1
   t5peek generate -m demo "translate English to German: the cat" \\
       --all-layers --html report.html
+  t5peek generate -m demo "translate English to German: the cat" \\
+      --svg attention.svg
   t5peek generate -m demo "translate English to Spanish: the red house" \\
       --self --occlusion
   t5peek generate -m demo "translate English to Spanish: the red house" \\
@@ -87,6 +89,10 @@ def generate_command(
                                                 "to this file, replaced whole; a FIFO or device such as "
                                                 "/dev/stdout is written as it is.", metavar="FILE",
                                                 show_default=False)] = None,
+    svg: Annotated[Optional[str], typer.Option("--svg", help="Write the cross-attention map (generated x source "
+                                               "tokens, with each step's chosen token and its probability) as a "
+                                               "standalone SVG chart to this file, replaced whole.", metavar="FILE",
+                                               show_default=False)] = None,
     task_params: Annotated[bool, typer.Option("--task-params", help="When PROMPT starts with a task prefix of the "
                                               "config's task_specific_params, apply that task's settings (e.g. "
                                               "num_beams), as model.generate(**task_specific_params) would; "
@@ -122,6 +128,7 @@ def generate_command(
                               keep_heads=html is not None, task_params=task_params, self_attention=self_attention,
                               occlusion=occlusion, force=parse_force(force_token))
     target = check_html_target(html)
+    svg_target = check_svg_target(svg)
     out = Output(json, "generate")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=skip_memory_check,
@@ -130,10 +137,12 @@ def generate_command(
     if json:
         run = peek.run(request)
         write_report(run, target, out)
+        write_svg_chart(run, svg_target, out)
         out.emit(run, render=None)
     else:
         run = _stream(out, peek, request, all_layers)
         write_report(run, target, out)
+        write_svg_chart(run, svg_target, out)
 
 
 def _stream(out: Output, peek, request, all_layers: bool):
@@ -168,6 +177,12 @@ def _stream(out: Output, peek, request, all_layers: bool):
     return run
 
 
+HtmlOpt = Annotated[Optional[str], typer.Option("--html", help="Also write the view as a self-contained HTML page "
+                                               "(offline, its data the --json document) to this file, replaced "
+                                               "whole; a FIFO or device such as /dev/stdout is written as it is.",
+                                               metavar="FILE", show_default=False)]
+
+
 def check_html_target(html: str | None):
     """Where the report goes, checked before any weights load (see t5peek.outfile)."""
     if html is None:
@@ -177,11 +192,31 @@ def check_html_target(html: str | None):
     return check_target(html, "--html")
 
 
-def write_report(run, target, out: Output) -> None:
+def write_report(record, target, out: Output) -> None:
+    """The page of `record` (the view of `out.command`: the same document as --json) to `target`, if any."""
     if target is None:
         return
     from t5peek.outfile import write_target
-    from t5peek.render.html import render_html
+    from t5peek.render.pages import page_for
 
-    write_target(target, render_html(run).encode("utf-8"))
+    write_target(target, page_for(out.command, record).encode("utf-8"))
     out.note(f"wrote the HTML report to {target.path}")
+
+
+def check_svg_target(svg: str | None):
+    if svg is None:
+        return None
+    from t5peek.outfile import check_target
+
+    return check_target(svg, "--svg")
+
+
+def write_svg_chart(run, target, out: Output) -> None:
+    """The chart of `run` (a DecodeRun or a LensRun), written by the rules of t5peek.outfile."""
+    if target is None:
+        return
+    from t5peek.outfile import write_target
+    from t5peek.render.svg import render_svg
+
+    write_target(target, render_svg(run).encode("utf-8"))
+    out.note(f"wrote the SVG chart to {target.path}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from t5peek.commands.generate import HtmlOpt, check_html_target, write_report
 from t5peek.options import (DebugOpt, Dtype, DtypeOpt, JsonOpt, MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt,
                             RefreshOpt, RevisionOpt, model_name, open_model)
 from t5peek.output import Output, cli_command
@@ -24,6 +25,7 @@ Examples:
 def info_command(
     model_arg: ModelArg = None,
     max_memory: MaxMemoryOpt = None,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -34,8 +36,11 @@ def info_command(
 ) -> None:
     from t5peek.render.info import render_info
 
+    html_target = check_html_target(html)
     out = Output(json, "info")
     memory = parse_max_memory(max_memory)
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
                       dtype=dtype)
-    out.emit(peek.info(plan_memory=memory), render_info)
+    record = peek.info(plan_memory=memory)
+    write_report(record, html_target, out)
+    out.emit(record, render_info)

@@ -9,6 +9,7 @@ import typer
 from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, ForceOpt,
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
                             check_prompt_is_not_a_model, model_name, open_model)
+from t5peek.commands.generate import HtmlOpt
 from t5peek.output import Output, cli_command
 
 HELP = """Watch the next token emerge through the decoder: the logit lens and direct logit attribution.
@@ -46,6 +47,7 @@ Examples:
   t5peek lens -m demo "translate English to Spanish: the red house" \\
       --encoder-layer 0
   t5peek lens -m demo "translate English to French: the cat" --json
+  t5peek lens -m demo "translate English to French: the cat" --svg lens.svg
 """
 
 
@@ -78,6 +80,11 @@ def lens_command(
                                                          "one, instead of the last; greedy generation (or "
                                                          "--target) runs on it. [default: the last]",
                                                          show_default=False)] = None,
+    svg: Annotated[Optional[str], typer.Option("--svg", help="Write the depth x step grid of top-1 tokens (shaded "
+                                               "by the chosen token's probability) as a standalone SVG chart to "
+                                               "this file, replaced whole.", metavar="FILE",
+                                               show_default=False)] = None,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -91,6 +98,7 @@ def lens_command(
     debug: DebugOpt = False,
     json: JsonOpt = False,
 ) -> None:
+    from t5peek.commands.generate import check_html_target, check_svg_target, write_report, write_svg_chart
     from t5peek.lens.run import DEFAULT_NEW_TOKENS, LensRequest, check_step
     from t5peek.render.lens import render_lens
 
@@ -99,10 +107,14 @@ def lens_command(
     if target is None:
         new_tokens = max_new_tokens or DEFAULT_NEW_TOKENS
         check_step(step, new_tokens, f"a run of --max-new-tokens {new_tokens}")
+    svg_target = check_svg_target(svg)
+    html_target = check_html_target(html)
     out = Output(json, "lens")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     run = peek.run(request)
     check_step(step, len(run.steps), f"this run ({run.stop_reason})" if target is None else "the target")
+    write_svg_chart(run, svg_target, out)
+    write_report(run, html_target, out)
     out.emit(run, lambda record, console: render_lens(record, console, step))

@@ -10,6 +10,7 @@ import typer
 from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceOpt, Dtype, DtypeOpt, ForceOpt, JsonOpt,
                             MaxMemoryOpt, ModelArg, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt, model_name,
                             open_model)
+from t5peek.commands.generate import HtmlOpt, check_html_target, write_report
 from t5peek.output import Output, cli_command
 from t5peek.placement import parse_max_memory
 
@@ -43,6 +44,7 @@ def params_command(
                                           "frozen parameters (--device, --dtype, --allow-pickle and "
                                           "--skip-memory-check apply to that load).")] = False,
     max_memory: MaxMemoryOpt = None,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -56,8 +58,11 @@ def params_command(
 ) -> None:
     from t5peek.render.params import render_params
 
+    html_target = check_html_target(html)
     out = Output(json, "params")
     memory = parse_max_memory(max_memory)
     peek = open_model(model_name(model_arg, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force)
-    out.emit(peek.params(View(by).value, weights=weights, plan_memory=memory), render_params)
+    report = peek.params(View(by).value, weights=weights, plan_memory=memory)
+    write_report(report, html_target, out)
+    out.emit(report, render_params)

@@ -9,6 +9,7 @@ import typer
 from t5peek.options import (AllowPickleOpt, DebugOpt, Device, DeviceMapOpt, DeviceOpt, Dtype, DtypeOpt, ForceOpt,
                             JsonOpt, MaxMemoryOpt, ModelOpt, OfflineOpt, RefreshOpt, RevisionOpt,
                             check_prompt_is_not_a_model, model_name, open_model)
+from t5peek.commands.generate import HtmlOpt, check_html_target, write_report
 from t5peek.output import Output, cli_command
 
 HELP = """Run PROMPT through the model and show every module as it runs: input and output shapes,
@@ -64,6 +65,7 @@ def trace_command(
     compare: Annotated[bool, typer.Option("--compare", help="With --target: teacher forcing against cached "
                                           "steps on the same tokens, the causal mask, then free-running greedy "
                                           "and where it first departs from the target.")] = False,
+    html: HtmlOpt = None,
     model: ModelOpt = None,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
@@ -84,9 +86,11 @@ def trace_command(
     check_prompt_is_not_a_model(prompt, model is not None, "trace")
     request = TraceRequest(prompt, target=target, steps=steps, depth=depth, stats=stats, explain=explain,
                            compare=compare)
+    html_target = check_html_target(html)
     out = Output(json, "trace")
     peek = open_model(model_name(None, model), out, revision=revision, offline=offline, refresh=refresh,
                       device=device, dtype=dtype, allow_pickle=allow_pickle, force=force, device_map=device_map,
                       max_memory=max_memory)
     report = peek.run(request)
+    write_report(report, html_target, out)
     out.emit(report, render_trace)

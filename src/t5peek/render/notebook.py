@@ -1,4 +1,6 @@
-"""Records that display themselves in Jupyter, drawn by the same renderers as the CLI.
+"""Records that display themselves in Jupyter: text/plain as the CLI draws them, text/html as the view's
+interactive page (`--html FILE`), inline in a sandboxed frame, with the CLI's drawing folded under it (alone for a
+record no page draws).
 
 The records stay plain dataclasses: `register(ipython)` adds IPython display formatters for their types
 (text/plain and text/html), the mechanism IPython offers for classes that do not render themselves.
@@ -23,6 +25,16 @@ def as_text(record, render: Callable) -> str:
 
 
 def as_html(record, render: Callable) -> str:
+    from t5peek.render.pages import inline
+
+    page = inline(record)
+    terminal = as_terminal_html(record, render)
+    if page is None:
+        return terminal
+    return f"{page}<details><summary>as the terminal draws it</summary>{terminal}</details>"
+
+
+def as_terminal_html(record, render: Callable) -> str:
     console = SafeConsole(file=io.StringIO(), width=WIDTH, record=True, color_system="truecolor", highlight=False,
                       force_jupyter=False)
     render(record, console)
