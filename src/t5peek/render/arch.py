@@ -37,6 +37,8 @@ class _Tree(Tree):
     """rich's Tree, with guides of 4 cells (rich's), or 3 or 2 where a name would not fit beside 4-cell guides."""
 
     def guides(self, width: int) -> None:
+        if not hasattr(Tree, "ASCII_GUIDES"):  # rich before 13.8 keeps its guides inside the drawing code
+            return
         self.ASCII_GUIDES = tuple(guide[:width - 1] + guide[-1] if width < 4 else guide
                                   for guide in Tree.ASCII_GUIDES)
         self.TREE_GUIDES = [tuple(guide[:width - 1] + guide[-1] if width < 4 else guide for guide in guides)
