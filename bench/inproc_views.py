@@ -146,7 +146,7 @@ def bench_occlusion(peek, args) -> dict:
     prompt = prompt_words(args.length)
     input_ids, attention_mask = _encode(peek, prompt)
     run = peek.generate(prompt, max_new_tokens=args.new_tokens, sample=False)
-    pad = occlusion_pad(peek.session, tokenizer)
+    pad = occlusion_pad(peek.session)
     pad_token = seq2seq.token_strings(tokenizer, [pad])[0]
     special = set(getattr(tokenizer, "all_special_ids", ()))
     labels = torch.tensor([list(run.output_ids[1:])])

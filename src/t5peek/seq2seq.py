@@ -228,6 +228,17 @@ def eos_ids(model) -> set[int]:
     return found
 
 
+def pad_token_id(session, needed_for: str) -> int:
+    """The tokenizer's pad token (the config's without), which `needed_for` (a clause) stands on."""
+    pad = getattr(session.tokenizer, "pad_token_id", None)
+    if pad is None:
+        pad = session.config.get("pad_token_id")
+    if not isinstance(pad, int) or isinstance(pad, bool):
+        raise UsageError(f"{needed_for}, and '{session.name}' has no pad token (neither its tokenizer nor its "
+                         "config.json names one).")
+    return pad
+
+
 def shift_right(model, labels):
     """The decoder input for teacher forcing: the model's own shift (start token, then labels[:-1]), which reads
     config.json's decoder_start_token_id and pad_token_id (checked against the vocabulary before loading)."""

@@ -70,11 +70,7 @@ def run_attribute(session: Session, request: AttributeRequest) -> AttributionRun
     with session.progress("Integrating gradients over the source and the decoder's tokens…"):
         output_ids = common.greedy_ids(session, model, input_ids, attention_mask, new_tokens)
         position = request.position
-        if position + 1 >= len(output_ids):
-            raise UsageError(f"--position {position} is past the output: the greedy output has {len(output_ids) - 1} "
-                             f"token(s), positions 0 to {len(output_ids) - 2}.")
-        decoder_input = torch.tensor([output_ids[:position + 1]], device=device)
-        token_id = output_ids[position + 1]
+        decoder_input, token_id = common.explained(output_ids, position, device)
         plain = common.forward_logits(model, input_ids, attention_mask, decoder_input)
         contrast_id = _contrast_id(session, request.contrast, plain.shape[-1], token_id, tokens)
         score = _scorer(position, token_id, contrast_id)
@@ -138,14 +134,8 @@ def run_attribute(session: Session, request: AttributeRequest) -> AttributionRun
 
 
 def _pad_id(session: Session) -> int:
-    """The token whose embedding is the baseline: the tokenizer's pad token (the config's without)."""
-    pad = getattr(session.tokenizer, "pad_token_id", None)
-    if pad is None:
-        pad = session.config.get("pad_token_id")
-    if not isinstance(pad, int) or isinstance(pad, bool):
-        raise UsageError(f"attribute measures against the pad token's embedding, and '{session.name}' has no pad "
-                         "token (neither its tokenizer nor its config.json names one).")
-    return pad
+    """The token whose embedding is the baseline."""
+    return seq2seq.pad_token_id(session, "attribute measures against the pad token's embedding")
 
 
 def _contrast_id(session: Session, contrast: str | None, width: int, token_id: int, tokens) -> int | None:

@@ -152,7 +152,7 @@ def run_generate(session: Session, request: GenerateRequest, on_start: Callable 
     tokenizer = session.tokenizer
     encoded = tokenizer(request.prompt, return_tensors="pt")
     seq2seq.check_prompt(session.config, session.name, encoded["input_ids"].shape[1], tokenizer, session.warn)
-    pad = occlusion_pad(session, tokenizer) if request.occlusion else None
+    pad = occlusion_pad(session) if request.occlusion else None
     if request.max_new_tokens is not None:
         seq2seq.check_new_tokens(session.config, session.name, request.max_new_tokens, "--max-new-tokens",
                                  tokenizer, session.warn)
@@ -268,12 +268,6 @@ class Progress:
         self.stack.close()
 
 
-def occlusion_pad(session: Session, tokenizer) -> int:
-    """The token that stands in for an occluded source token: the tokenizer's pad token (the config's without)."""
-    pad = getattr(tokenizer, "pad_token_id", None)
-    if pad is None:
-        pad = session.config.get("pad_token_id")
-    if not isinstance(pad, int) or isinstance(pad, bool):
-        raise UsageError(f"--occlusion replaces source tokens by the pad token, and '{session.name}' has none "
-                         "(neither its tokenizer nor its config.json names one).")
-    return pad
+def occlusion_pad(session: Session) -> int:
+    """The token that stands in for an occluded source token."""
+    return seq2seq.pad_token_id(session, "--occlusion replaces source tokens by the pad token")

@@ -24,6 +24,19 @@ def greedy_ids(session, model, input_ids, attention_mask, new_tokens: int, hooks
     return tuple(run.output_ids)
 
 
+def explained(output_ids: tuple[int, ...], position: int, device):
+    """The decoder input that reads the output up to `position` ([1, position + 1]) and the token it predicts there;
+    a position past the output is a usage error."""
+    import torch
+
+    from t5peek.errors import UsageError
+
+    if position + 1 >= len(output_ids):
+        raise UsageError(f"--position {position} is past the output: the greedy output has {len(output_ids) - 1} "
+                         f"token(s), positions 0 to {len(output_ids) - 2}.")
+    return torch.tensor([output_ids[:position + 1]], device=device), output_ids[position + 1]
+
+
 def forward_logits(model, input_ids, attention_mask, decoder_input_ids, hooks: list[Hook] | tuple = ()):
     """The logits [batch, positions, vocab] of one teacher-forced pass (no cache), in float32, with `hooks`."""
     import torch

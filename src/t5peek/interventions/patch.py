@@ -88,13 +88,7 @@ def run_patch(session: Session, request: PatchRequest) -> PatchRun:
             common.inside(model.get_encoder()) as encoding:
         output_ids = common.greedy_ids(session, model, input_ids, attention_mask, new_tokens)
         position = request.position
-        if position + 1 >= len(output_ids):
-            raise UsageError(f"--position {position} is past the output: the greedy output has {len(output_ids) - 1} "
-                             f"token(s), positions 0 to {len(output_ids) - 2}.")
-        import torch
-
-        decoder_input = torch.tensor([output_ids[:position + 1]], device=device)
-        token_id = output_ids[position + 1]
+        decoder_input, token_id = common.explained(output_ids, position, device)
         clean_logits, clean = patching.recorded(
             model, sites, lambda: common.forward_logits(model, input_ids, attention_mask, decoder_input))
         noise = _noise_hook(sites, request, input_ids.shape[-1], device, encoding)

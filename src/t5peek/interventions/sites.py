@@ -18,6 +18,7 @@ from typing import Any
 
 from t5peek import families
 from t5peek.errors import UnsupportedModel
+from t5peek.lens.stream import check_family  # noqa: F401 - the views that write into the model follow the lens
 
 ENCODER, SELF_ATTENTION, CROSS_ATTENTION, FEED_FORWARD, CROSS_KV = (
     "encoder", "self_attention", "cross_attention", "feed_forward", "cross_kv")
@@ -55,16 +56,6 @@ class Sites:
     @property
     def decoder_layers(self) -> int:
         return len(self.decoder[SELF_ATTENTION])
-
-
-def check_family(model_type: str | None, name: str, command: str) -> None:
-    """Refuse (exit 2) a model whose decoder layout interventions do not know."""
-    row = families.family(model_type)
-    if row is not None and row.lens_norm:
-        return
-    known = ", ".join(families.lens_families())
-    raise UnsupportedModel(f"t5peek {command} does not support {model_type or 'unknown'} models like '{name}': it "
-                           f"works on the T5 and BART families ({known}).")
 
 
 def find_sites(model, model_type: str, name: str, command: str) -> Sites:

@@ -24,14 +24,14 @@ PRE_NORM, POST_NORM = families.PRE_NORM, families.POST_NORM
 SUBLAYERS = (anatomy.SELF_ATTENTION, anatomy.CROSS_ATTENTION, anatomy.FEED_FORWARD)
 
 
-def check_family(model_type: str | None, name: str) -> None:
-    """Refuse (exit 2) a model whose decoder the lens does not know how to read."""
+def check_family(model_type: str | None, name: str, command: str = "lens") -> None:
+    """Refuse (exit 2) a model whose decoder the lens, and the views that write into it, do not know how to read."""
     row = families.family(model_type)
     if row is not None and row.lens_norm:
         return
     known = ", ".join(families.lens_families())
-    raise UnsupportedModel(f"t5peek lens does not support {model_type or 'unknown'} models like '{name}': it reads "
-                           f"the decoders of the T5 and BART families ({known}).")
+    raise UnsupportedModel(f"t5peek {command} does not support {model_type or 'unknown'} models like '{name}': it "
+                           f"reads the decoders of the T5 and BART families ({known}).")
 
 
 @dataclass(frozen=True)
