@@ -217,13 +217,31 @@ def test_noise_is_seeded_and_three_times_the_embedding_spread(peeks, models):
 
 
 def test_noise_corrupts_the_encoder_only_though_t5_shares_its_embedding(peeks):
-    """Noise on every source token with the whole encoder restored is the clean run: the decoder's embedding (the
-    same module in T5) was not noised."""
-    run = peeks["t5"].patch(PROMPT, noise=(0, 11), position=1)
-    last = [s for s in run.sites if s.kind == "encoder" and s.layer == run.encoder_layers - 1]
+    """Noise on every source token with the whole last encoder block restored is the clean run: the decoder's
+    embedding (the same module in T5) was not noised."""
+    import torch
+
+    from t5peek.interventions import common, patching
+    from t5peek.interventions.patch import PatchRequest, _noise_hook
+    from t5peek.interventions.sites import find_sites
+
+    peek = peeks["t5"]
+    run = peek.patch(PROMPT, noise=(0, 11), position=1)
     assert run.corrupted != pytest.approx(run.clean, abs=1e-3)
-    # restoring one position of the last block does not restore all; the cut of all positions does (checked above)
-    assert all(s.logit != pytest.approx(run.clean, abs=1e-6) for s in last)
+    session = peek.session
+    model = session.weights().model
+    sites = find_sites(model, session.model_type, session.name, "patch")
+    encoded = session.tokenizer(PROMPT, return_tensors="pt")
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    decoder = torch.tensor([list(run.output_ids[:2])])
+    _, clean = patching.recorded(model, sites, lambda: common.forward_logits(model, ids, mask, decoder))
+    cut = tuple(patching.Site("encoder", sites.encoder_layers - 1, p) for p in range(ids.shape[-1]))
+    with common.inside(model.get_encoder()) as encoding:
+        noise = _noise_hook(sites, PatchRequest(PROMPT, noise=(0, 11), position=1), ids.shape[-1], "cpu", encoding)
+        noised = common.forward_logits(model, ids, mask, decoder, noise)
+        restored = common.forward_logits(model, ids, mask, decoder, noise + patching.restoring(sites, [cut], clean))
+    assert float(noised[0, 1, run.token_id]) == pytest.approx(run.corrupted, abs=TOLERANCE)
+    assert float(restored[0, 1, run.token_id]) == pytest.approx(run.clean, abs=TOLERANCE)
 
 
 def test_logit_diff_and_prob_metrics(peeks, models):
